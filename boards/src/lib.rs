@@ -1,0 +1,266 @@
+//! Board data for armstop.
+//!
+//! A board is described by *data*: where RAM and devices are, which MPIDR each logical CPU has,
+//! which GIC and UART it uses, how PSCI is reached and how a test image reports its status. The
+//! firmware reads one [`Board`] value and never branches on a board's name, so adding a board is
+//! adding a value here (and, where a device really differs, a small driver impl in the firmware).
+//!
+//! Invariant kept here (checked by [`Board::validate`], on the host in this crate's tests and on
+//! the target at boot): memory regions are page aligned and disjoint, every device the firmware
+//! touches lies in a device region, MPIDRs are unique, and the boot CPU is logical CPU 0.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod qemu_virt;
+
+/// Most CPUs any board may have; sizes the per-CPU tables (stacks, mailboxes) in the firmware.
+pub const MAX_CPUS: usize = 8;
+
+/// The smallest translation granule the firmware maps with (4 KiB).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// How memory in a [`Region`] is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Normal memory, inner and outer write-back cacheable, inner shareable.
+    Normal,
+    /// Device-nGnRE memory, never executable.
+    Device,
+}
+
+/// A physical address range mapped one-to-one by the firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// What the region is, for messages.
+    pub name: &'static str,
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// How it is mapped.
+    pub kind: MemoryKind,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub const fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Whether `[addr, addr + len)` lies inside this region.
+    pub const fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.base && addr + len <= self.end()
+    }
+}
+
+/// The interrupt controller, and where its frames are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicLayout {
+    /// GICv2 (e.g. the Pi 4's GIC-400): distributor and memory-mapped CPU interface.
+    V2 { gicd: u64, gicc: u64 },
+    /// GICv3: distributor and the first redistributor frame; CPU interface by system registers.
+    V3 { gicd: u64, gicr: u64 },
+    /// Either, told apart at boot by the distributor's `GICD_PIDR2.ArchRev` (QEMU `virt` places
+    /// both versions' distributors at the same address, and the machine option picks one).
+    Probe { gicd: u64, gicc_v2: u64, gicr_v3: u64 },
+}
+
+/// How the firmware reaches PSCI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// From the exception level the firmware was entered at: EL1 → HVC (the hypervisor, or
+    /// QEMU's built-in PSCI, answers), EL2 → SMC (EL3 firmware answers).
+    FromBootEl,
+    /// Always HVC.
+    Hvc,
+    /// Always SMC.
+    Smc,
+}
+
+/// How a test image ends and hands its status to whoever started it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitMethod {
+    /// Arm semihosting `SYS_EXIT_EXTENDED` (QEMU with `-semihosting`): the status becomes the
+    /// emulator's exit code. Never on hardware: `hlt` traps there.
+    Semihosting,
+    /// Print the status, then PSCI SYSTEM_OFF.
+    PsciSystemOff,
+}
+
+/// A PL011 UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pl011 {
+    /// Register base.
+    pub base: u64,
+    /// UARTCLK in Hz; `None` when firmware already programmed the baud rate and it must be kept.
+    pub clock_hz: Option<u32>,
+    /// Line rate.
+    pub baud: u32,
+}
+
+/// Everything the firmware needs to know about one board.
+#[derive(Clone, Copy, Debug)]
+pub struct Board {
+    /// Short name, printed at boot and in test output.
+    pub name: &'static str,
+    /// MPIDR affinity value (Aff3..Aff0, i.e. `MPIDR_EL1 & 0xff_00ff_ffff`) of each logical CPU,
+    /// boot CPU first. Logical CPU ids are indices into this table, never `Aff0`.
+    pub cpus: &'static [u64],
+    /// Memory map: every region the firmware may touch.
+    pub memory: &'static [Region],
+    /// Console.
+    pub uart: Pl011,
+    /// Interrupt controller.
+    pub gic: GicLayout,
+    /// PSCI conduit.
+    pub psci: PsciConduit,
+    /// How test images report their status.
+    pub exit: ExitMethod,
+}
+
+/// The affinity bits of MPIDR_EL1 (Aff3 in 39:32, Aff2..Aff0 in 23:0).
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// What is wrong with a [`Board`] description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardError {
+    /// No CPUs, or more than [`MAX_CPUS`].
+    CpuCount(usize),
+    /// Two logical CPUs share an MPIDR, or one has bits outside the affinity fields.
+    BadMpidr(u64),
+    /// A region's base or size is not a multiple of [`PAGE_SIZE`], or it is empty.
+    Misaligned(&'static str),
+    /// Two regions overlap.
+    Overlap(&'static str, &'static str),
+    /// A device the firmware uses is not inside a device region.
+    DeviceUnmapped(&'static str, u64),
+    /// The board has no normal memory.
+    NoRam,
+}
+
+impl core::fmt::Display for BoardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::CpuCount(n) => write!(f, "board has {n} CPUs; 1..={MAX_CPUS} are supported"),
+            Self::BadMpidr(m) => write!(f, "MPIDR {m:#x} is duplicated or has non-affinity bits"),
+            Self::Misaligned(r) => write!(f, "region {r} is empty or not page aligned"),
+            Self::Overlap(a, b) => write!(f, "regions {a} and {b} overlap"),
+            Self::DeviceUnmapped(d, a) => write!(f, "{d} at {a:#x} is not in a device region"),
+            Self::NoRam => write!(f, "board has no normal memory region"),
+        }
+    }
+}
+
+impl Board {
+    /// Logical CPU id of the CPU with this MPIDR, if the board has it.
+    pub fn logical_id(&self, mpidr: u64) -> Option<usize> {
+        let aff = mpidr & MPIDR_AFFINITY_MASK;
+        self.cpus.iter().position(|&m| m == aff)
+    }
+
+    /// Device frames the firmware touches, with names, for validation and mapping checks.
+    pub fn devices(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        let gic: [(&'static str, u64); 3] = match self.gic {
+            GicLayout::V2 { gicd, gicc } => [("GICD", gicd), ("GICC", gicc), ("GICC", gicc)],
+            GicLayout::V3 { gicd, gicr } => [("GICD", gicd), ("GICR", gicr), ("GICR", gicr)],
+            GicLayout::Probe { gicd, gicc_v2, gicr_v3 } => {
+                [("GICD", gicd), ("GICC", gicc_v2), ("GICR", gicr_v3)]
+            }
+        };
+        core::iter::once(("UART", self.uart.base)).chain(gic)
+    }
+
+    /// Checks the invariants in the crate docs.
+    pub fn validate(&self) -> Result<(), BoardError> {
+        let n = self.cpus.len();
+        if n == 0 || n > MAX_CPUS {
+            return Err(BoardError::CpuCount(n));
+        }
+        for (i, &m) in self.cpus.iter().enumerate() {
+            if m & !MPIDR_AFFINITY_MASK != 0 || self.cpus[..i].contains(&m) {
+                return Err(BoardError::BadMpidr(m));
+            }
+        }
+        for (i, r) in self.memory.iter().enumerate() {
+            if r.size == 0 || r.base % PAGE_SIZE != 0 || r.size % PAGE_SIZE != 0 {
+                return Err(BoardError::Misaligned(r.name));
+            }
+            for o in &self.memory[..i] {
+                if r.base < o.end() && o.base < r.end() {
+                    return Err(BoardError::Overlap(o.name, r.name));
+                }
+            }
+        }
+        if !self.memory.iter().any(|r| r.kind == MemoryKind::Normal) {
+            return Err(BoardError::NoRam);
+        }
+        for (name, addr) in self.devices() {
+            let mapped = self
+                .memory
+                .iter()
+                .any(|r| r.kind == MemoryKind::Device && r.contains(addr, PAGE_SIZE));
+            if !mapped {
+                return Err(BoardError::DeviceUnmapped(name, addr));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAM: Region = Region { name: "ram", base: 0x4000_0000, size: 0x4000_0000, kind: MemoryKind::Normal };
+    const DEV: Region = Region { name: "dev", base: 0x0800_0000, size: 0x0200_0000, kind: MemoryKind::Device };
+
+    fn board(cpus: &'static [u64], memory: &'static [Region]) -> Board {
+        Board {
+            name: "t",
+            cpus,
+            memory,
+            uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
+            gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
+            psci: PsciConduit::Hvc,
+            exit: ExitMethod::Semihosting,
+        }
+    }
+
+    #[test]
+    fn builtin_boards_are_valid() {
+        for b in [qemu_virt::BOARD] {
+            assert_eq!(b.validate(), Ok(()), "{}", b.name);
+        }
+    }
+
+    #[test]
+    fn logical_ids_come_from_the_table_not_aff0() {
+        let b = board(&[0x100, 0x0, 0x1_0000_0001], &[RAM, DEV]);
+        assert_eq!(b.logical_id(0x8000_0100), Some(0), "MPIDR bit 31 (RES1) is ignored");
+        assert_eq!(b.logical_id(0x0), Some(1));
+        assert_eq!(b.logical_id(0x1_0000_0001), Some(2), "Aff3 counts");
+        assert_eq!(b.logical_id(0x1), None);
+    }
+
+    #[test]
+    fn rejects_bad_cpu_tables() {
+        assert_eq!(board(&[], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(0)));
+        assert_eq!(board(&[0; 9], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(9)));
+        assert_eq!(board(&[1, 2, 1], &[RAM, DEV]).validate(), Err(BoardError::BadMpidr(1)));
+        assert_eq!(board(&[0x8000_0000], &[RAM, DEV]).validate(), Err(BoardError::BadMpidr(0x8000_0000)));
+    }
+
+    #[test]
+    fn rejects_bad_memory_maps() {
+        const ODD: Region = Region { name: "odd", base: 0x1000_0800, size: 0x1000, kind: MemoryKind::Normal };
+        const OVER: Region = Region { name: "over", base: 0x7fff_f000, size: 0x2000, kind: MemoryKind::Normal };
+        const NODEV: Region = Region { name: "dev", base: 0x0800_0000, size: 0x1000, kind: MemoryKind::Device };
+        assert_eq!(board(&[0], &[RAM, DEV, ODD]).validate(), Err(BoardError::Misaligned("odd")));
+        assert_eq!(board(&[0], &[RAM, DEV, OVER]).validate(), Err(BoardError::Overlap("ram", "over")));
+        assert_eq!(board(&[0], &[DEV]).validate(), Err(BoardError::NoRam));
+        assert_eq!(
+            board(&[0], &[RAM, NODEV]).validate(),
+            Err(BoardError::DeviceUnmapped("UART", 0x0900_0000))
+        );
+    }
+}
