@@ -57,12 +57,29 @@ impl Region {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicLayout {
     /// GICv2 (e.g. the Pi 4's GIC-400): distributor and memory-mapped CPU interface.
-    V2 { gicd: u64, gicc: u64 },
+    V2 {
+        /// Distributor base.
+        gicd: u64,
+        /// CPU interface base.
+        gicc: u64,
+    },
     /// GICv3: distributor and the first redistributor frame; CPU interface by system registers.
-    V3 { gicd: u64, gicr: u64 },
+    V3 {
+        /// Distributor base.
+        gicd: u64,
+        /// First redistributor frame.
+        gicr: u64,
+    },
     /// Either, told apart at boot by the distributor's `GICD_PIDR2.ArchRev` (QEMU `virt` places
     /// both versions' distributors at the same address, and the machine option picks one).
-    Probe { gicd: u64, gicc_v2: u64, gicr_v3: u64 },
+    Probe {
+        /// Distributor base (either version).
+        gicd: u64,
+        /// CPU interface base, used if the distributor is a GICv2.
+        gicc_v2: u64,
+        /// First redistributor frame, used if the distributor is a GICv3.
+        gicr_v3: u64,
+    },
 }
 
 /// How the firmware reaches PSCI.
@@ -116,6 +133,8 @@ pub struct Board {
     pub psci: PsciConduit,
     /// How test images report their status.
     pub exit: ExitMethod,
+    /// Where the image is linked and loaded (the linker script's start address).
+    pub load_address: u64,
 }
 
 /// The affinity bits of MPIDR_EL1 (Aff3 in 39:32, Aff2..Aff0 in 23:0).
@@ -136,6 +155,8 @@ pub enum BoardError {
     DeviceUnmapped(&'static str, u64),
     /// The board has no normal memory.
     NoRam,
+    /// The load address is not page aligned or not in normal memory.
+    LoadAddress(u64),
 }
 
 impl core::fmt::Display for BoardError {
@@ -147,6 +168,7 @@ impl core::fmt::Display for BoardError {
             Self::Overlap(a, b) => write!(f, "regions {a} and {b} overlap"),
             Self::DeviceUnmapped(d, a) => write!(f, "{d} at {a:#x} is not in a device region"),
             Self::NoRam => write!(f, "board has no normal memory region"),
+            Self::LoadAddress(a) => write!(f, "load address {a:#x} is not a page in RAM"),
         }
     }
 }
@@ -191,8 +213,12 @@ impl Board {
                 }
             }
         }
+        let in_ram = |a: u64| self.memory.iter().any(|r| r.kind == MemoryKind::Normal && r.contains(a, PAGE_SIZE));
         if !self.memory.iter().any(|r| r.kind == MemoryKind::Normal) {
             return Err(BoardError::NoRam);
+        }
+        if self.load_address % PAGE_SIZE != 0 || !in_ram(self.load_address) {
+            return Err(BoardError::LoadAddress(self.load_address));
         }
         for (name, addr) in self.devices() {
             let mapped = self
@@ -223,6 +249,7 @@ mod tests {
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
             psci: PsciConduit::Hvc,
             exit: ExitMethod::Semihosting,
+            load_address: 0x4008_0000,
         }
     }
 
@@ -258,6 +285,11 @@ mod tests {
         assert_eq!(board(&[0], &[RAM, DEV, ODD]).validate(), Err(BoardError::Misaligned("odd")));
         assert_eq!(board(&[0], &[RAM, DEV, OVER]).validate(), Err(BoardError::Overlap("ram", "over")));
         assert_eq!(board(&[0], &[DEV]).validate(), Err(BoardError::NoRam));
+        let mut b = board(&[0], &[RAM, DEV]);
+        b.load_address = 0x0900_0000;
+        assert_eq!(b.validate(), Err(BoardError::LoadAddress(0x0900_0000)), "device, not RAM");
+        b.load_address = 0x4008_0800;
+        assert_eq!(b.validate(), Err(BoardError::LoadAddress(0x4008_0800)), "unaligned");
         assert_eq!(
             board(&[0], &[RAM, NODEV]).validate(),
             Err(BoardError::DeviceUnmapped("UART", 0x0900_0000))

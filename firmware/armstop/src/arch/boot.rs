@@ -1,0 +1,223 @@
+//! Entry points (boot CPU and secondaries), the EL2 → EL1 drop, MMU enable and the stack reset
+//! used to recover a CPU after a fault.
+//!
+//! Invariants: every CPU reaches Rust at EL1 with DAIF masked, `TPIDR_EL1` = logical id,
+//! `SP_EL1` = its exception stack and `SP_EL0` (selected, `SPSel = 0`) = its thread stack, so an
+//! exception always switches to a stack that a thread-stack overflow cannot have corrupted.
+//! Secondaries enable the MMU in assembly before any Rust runs: exclusives (and so every lock)
+//! are only architecturally reliable on cacheable memory.
+
+use crate::mm::{EMERGENCY_TOP, EXCEPTION_TOP, STACK_SLOT, THREAD_TOP};
+use crate::smp::BootArgs;
+
+core::arch::global_asm!(
+    r#"
+.section .text.boot, "ax"
+.global _start
+_start:
+    mov     x19, x0                 // DTB pointer, if the loader gave one (unused)
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2            // boot EL, reported by Rust
+    bl      armstop_to_el1
+    msr     tpidr_el1, xzr          // the boot CPU is logical CPU 0 (checked in Rust)
+    bl      armstop_cpu_early
+    adrp    x2, {stacks}
+    add     x2, x2, :lo12:{stacks}
+    add     x0, x2, #{exc_top}
+    add     x1, x2, #{thread_top}
+    bl      armstop_set_stacks
+    // .bss is zeroed here, with nothing in it used yet.
+    adrp    x0, __bss_start
+    add     x0, x0, :lo12:__bss_start
+    adrp    x1, __bss_end
+    add     x1, x1, :lo12:__bss_end
+1:  cmp     x0, x1
+    b.hs    2f
+    stp     xzr, xzr, [x0], #16
+    b       1b
+2:  mov     x0, x20
+    mov     x1, x19
+    bl      {primary}
+    b       armstop_halt
+
+// x0 = &BootArgs, as PSCI CPU_ON's context id. The MMU is off: BootArgs was cleaned to the
+// point of coherency by the boot CPU before CPU_ON.
+.global armstop_secondary_entry
+armstop_secondary_entry:
+    mov     x19, x0
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2
+    bl      armstop_to_el1
+    ldr     x0, [x19, #{args_cpu}]
+    msr     tpidr_el1, x0
+    bl      armstop_cpu_early
+    ldr     x0, [x19, #{args_exc}]
+    ldr     x1, [x19, #{args_thread}]
+    bl      armstop_set_stacks
+    ldr     x0, [x19, #{args_ttbr}]
+    ldr     x1, [x19, #{args_tcr}]
+    ldr     x2, [x19, #{args_mair}]
+    bl      armstop_enable_mmu
+    mov     x0, x19
+    mov     x1, x20
+    bl      {secondary}
+    b       armstop_halt
+
+// Drops from EL2 to EL1 (returning to the caller at EL1h with DAIF masked); at EL1 it only
+// masks DAIF and puts SCTLR_EL1 in a known state. Clobbers x9, x10.
+armstop_to_el1:
+    msr     daifset, #0xf
+    mrs     x9, CurrentEL
+    lsr     x9, x9, #2
+    cmp     x9, #1
+    b.eq    3f
+    cmp     x9, #2
+    b.ne    armstop_halt            // EL3 or EL0: not a supported entry
+    mov     x9, #(1 << 31)          // HCR_EL2.RW: EL1 is AArch64; IMO/FMO clear: IRQs to EL1
+    msr     hcr_el2, x9
+    mrs     x9, cnthctl_el2
+    orr     x9, x9, #3              // EL1PCTEN | EL1PCEN: EL1 may use the physical timer
+    msr     cnthctl_el2, x9
+    msr     cntvoff_el2, xzr
+    mov     x9, #0x33ff             // CPTR_EL2: no FP/SIMD traps
+    msr     cptr_el2, x9
+    msr     hstr_el2, xzr
+    msr     vttbr_el2, xzr
+    mrs     x9, midr_el1
+    msr     vpidr_el2, x9
+    mrs     x9, mpidr_el1
+    msr     vmpidr_el2, x9
+    // With a GICv3 system-register interface, EL1 may only use it if EL2 allows (ICC_SRE_EL2
+    // SRE | Enable). Without one the register does not exist, so look first.
+    mrs     x9, id_aa64pfr0_el1
+    ubfx    x9, x9, #24, #4
+    cbz     x9, 4f
+    mrs     x9, s3_4_c12_c9_5       // ICC_SRE_EL2
+    mov     x10, #0x9
+    orr     x9, x9, x10
+    msr     s3_4_c12_c9_5, x9
+    isb
+    msr     s3_4_c12_c11_0, xzr     // ICH_HCR_EL2: no virtual CPU interface
+4:  ldr     x9, ={sctlr_el1_off}
+    msr     sctlr_el1, x9
+    mov     x9, #0x3c5              // EL1h, DAIF masked
+    msr     spsr_el2, x9
+    msr     elr_el2, x30
+    isb
+    eret
+3:  ldr     x9, ={sctlr_el1_off}
+    msr     sctlr_el1, x9
+    isb
+    ret
+
+// FP/SIMD enabled (the firmware is soft-float, but a callback may use it), vectors installed.
+armstop_cpu_early:
+    mov     x9, #(3 << 20)
+    msr     cpacr_el1, x9
+    adrp    x9, armstop_vectors
+    add     x9, x9, :lo12:armstop_vectors
+    msr     vbar_el1, x9
+    isb
+    ret
+
+// x0 = exception stack top (SP_EL1), x1 = thread stack top (SP_EL0, selected).
+.global armstop_set_stacks
+armstop_set_stacks:
+    msr     spsel, #1
+    mov     sp, x0
+    msr     spsel, #0
+    mov     sp, x1
+    ret
+
+// x0 = TTBR0_EL1, x1 = TCR_EL1, x2 = MAIR_EL1. Uses no stack, so nothing read back across
+// the switch to cacheable memory can be stale.
+.global armstop_enable_mmu
+armstop_enable_mmu:
+    msr     mair_el1, x2
+    msr     tcr_el1, x1
+    msr     ttbr0_el1, x0
+    isb
+    tlbi    vmalle1
+    ic      iallu
+    dsb     nsh
+    isb
+    mrs     x9, sctlr_el1
+    ldr     x10, ={sctlr_on}
+    orr     x9, x9, x10
+    msr     sctlr_el1, x9
+    isb
+    ret
+
+// x0 = exception stack top, x1 = thread stack top, x2 = function to continue in (never
+// returns). Abandons whatever ran on this CPU: used only after a fault.
+.global armstop_restart_on
+armstop_restart_on:
+    msr     daifset, #0xf
+    msr     spsel, #1
+    mov     sp, x0
+    msr     spsel, #0
+    mov     sp, x1
+    mov     x29, xzr
+    mov     x30, xzr
+    br      x2
+
+.global armstop_halt
+armstop_halt:
+    msr     daifset, #0xf
+5:  wfe
+    b       5b
+"#,
+    stacks = sym crate::mm::STACKS,
+    exc_top = const EXCEPTION_TOP,
+    thread_top = const THREAD_TOP,
+    primary = sym crate::smp::primary_entry,
+    secondary = sym crate::smp::secondary_entry,
+    args_cpu = const core::mem::offset_of!(BootArgs, cpu),
+    args_exc = const core::mem::offset_of!(BootArgs, exception_stack_top),
+    args_thread = const core::mem::offset_of!(BootArgs, thread_stack_top),
+    args_ttbr = const core::mem::offset_of!(BootArgs, ttbr0),
+    args_tcr = const core::mem::offset_of!(BootArgs, tcr),
+    args_mair = const core::mem::offset_of!(BootArgs, mair),
+    // SCTLR_EL1 RES1 bits (29, 28, 23, 22, 20, 11) with MMU and caches off, little-endian.
+    sctlr_el1_off = const 0x30d0_0800u64,
+    // M | C | SA | I | WXN: MMU, data cache, SP alignment check, instruction cache, and no
+    // writable mapping is executable.
+    sctlr_on = const (1u64 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19),
+);
+
+// Size checks the assembly depends on.
+const _: () = assert!(STACK_SLOT % 4096 == 0 && EMERGENCY_TOP < EXCEPTION_TOP);
+
+unsafe extern "C" {
+    /// Entry point for CPUs started by PSCI CPU_ON.
+    pub fn armstop_secondary_entry() -> !;
+    fn armstop_restart_on(exception_top: usize, thread_top: usize, f: extern "C" fn() -> !) -> !;
+    fn armstop_enable_mmu(ttbr0: u64, tcr: u64, mair: u64);
+}
+
+/// Address to pass to PSCI CPU_ON (identity mapped, so also the physical address).
+pub fn secondary_entry_address() -> u64 {
+    armstop_secondary_entry as *const () as u64
+}
+
+/// Turns the MMU and caches on with the given translation settings.
+///
+/// # Safety
+/// The tables must identity-map all code, data and stacks this CPU uses, with the attributes
+/// the code expects, and must not change while the MMU is on.
+pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
+    // SAFETY: forwarded to the caller; the routine uses no stack and preserves callee-saved
+    // registers.
+    unsafe { armstop_enable_mmu(ttbr0, tcr, mair) }
+}
+
+/// Abandons everything running on this CPU and continues in `f` on fresh stacks.
+///
+/// Used after a fault (panic, abort) so that a test harness can go on: nothing that was on the
+/// old stacks is dropped, and locks the abandoned code held stay held.
+pub fn restart_on(cpu: usize, f: extern "C" fn() -> !) -> ! {
+    let slot = crate::mm::stack_slot(cpu);
+    // SAFETY: the stacks are this CPU's own (per-CPU slots), IRQs are masked by the routine
+    // before the switch, and `f` never returns into the abandoned frames.
+    unsafe { armstop_restart_on(slot + EXCEPTION_TOP, slot + THREAD_TOP, f) }
+}

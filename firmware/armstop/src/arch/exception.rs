@@ -1,0 +1,168 @@
+//! Exception vectors and the frame they save.
+//!
+//! Threads run on `SP_EL0` (`SPSel = 0`), so the "current EL with SP0" vectors are the normal
+//! path and their handlers run on the per-CPU exception stack (`SP_EL1`). An exception taken
+//! while already on `SP_EL1` (the "current EL with SPx" group) means a handler faulted or the
+//! exception stack overflowed; those vectors switch to the per-CPU emergency stack before
+//! saving anything and only report. Exceptions from lower ELs cannot happen (nothing runs at
+//! EL0) and are reported as such.
+
+use crate::mm::{EMERGENCY_TOP, STACK_SLOT};
+
+/// Registers saved on exception entry.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Frame {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Exception link register: where the exception was taken.
+    pub elr: u64,
+    /// Saved program status.
+    pub spsr: u64,
+    _pad: u64,
+}
+
+core::arch::global_asm!(
+    r#"
+.macro ARMSTOP_SAVE_AND_CALL vector
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x30, x0, [sp, #240]
+    str     x1, [sp, #256]
+    mov     x0, sp
+    mov     x1, #\vector
+    bl      {handler}
+    ldp     x30, x0, [sp, #240]
+    ldr     x1, [sp, #256]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    add     sp, sp, #{frame}
+    eret
+.endm
+
+// The SPx group cannot trust SP_EL1: move to this CPU's emergency stack first. x17 is lost
+// (reported as its old value is not needed: the handler only reports and stops).
+.macro ARMSTOP_EMERGENCY
+    mrs     x17, tpidr_el1
+    mov     x16, #{slot}
+    mul     x17, x17, x16
+    adrp    x16, {stacks}
+    add     x16, x16, :lo12:{stacks}
+    add     x17, x17, x16
+    add     x17, x17, #{emergency_top}
+    mov     sp, x17
+.endm
+
+.section .text.vectors, "ax"
+.balign 2048
+.global armstop_vectors
+armstop_vectors:
+.balign 0x80
+    b       armstop_vec_sync
+.balign 0x80
+    b       armstop_vec_irq
+.balign 0x80
+    b       armstop_vec_fiq
+.balign 0x80
+    b       armstop_vec_serror
+.balign 0x80
+    b       armstop_vec_nested
+.balign 0x80
+    b       armstop_vec_nested
+.balign 0x80
+    b       armstop_vec_nested
+.balign 0x80
+    b       armstop_vec_nested
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+    b       armstop_vec_lower
+.balign 0x80
+
+armstop_vec_sync:
+    ARMSTOP_SAVE_AND_CALL 0
+armstop_vec_irq:
+    ARMSTOP_SAVE_AND_CALL 1
+armstop_vec_fiq:
+    ARMSTOP_SAVE_AND_CALL 2
+armstop_vec_serror:
+    ARMSTOP_SAVE_AND_CALL 3
+armstop_vec_nested:
+    ARMSTOP_EMERGENCY
+    ARMSTOP_SAVE_AND_CALL 4
+armstop_vec_lower:
+    ARMSTOP_SAVE_AND_CALL 5
+"#,
+    frame = const core::mem::size_of::<Frame>(),
+    handler = sym exception_entry,
+    slot = const STACK_SLOT,
+    stacks = sym crate::mm::STACKS,
+    emergency_top = const EMERGENCY_TOP,
+);
+
+const _: () = assert!(core::mem::size_of::<Frame>() == 272);
+
+extern "C" fn exception_entry(frame: &mut Frame, vector: u64) {
+    match vector {
+        1 => crate::gic::handle_irq(),
+        0 => crate::fault::synchronous(frame),
+        2 => crate::fault::fatal(format_args!("unexpected FIQ at ELR={:#x}", frame.elr)),
+        3 => crate::fault::serror(frame),
+        4 => crate::fault::nested(frame),
+        _ => crate::fault::fatal(format_args!(
+            "exception from a lower EL (nothing runs there): ELR={:#x} SPSR={:#x}",
+            frame.elr, frame.spsr
+        )),
+    }
+}
+
+/// Address of the vector table, for tests that check every CPU installed it.
+pub fn vectors_address() -> u64 {
+    unsafe extern "C" {
+        static armstop_vectors: u8;
+    }
+    (&raw const armstop_vectors) as u64
+}

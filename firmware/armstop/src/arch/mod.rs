@@ -1,0 +1,5 @@
+//! AArch64 boot and exception code: the only code that runs before Rust has a stack, and the
+//! exception vectors.
+
+pub mod boot;
+pub mod exception;

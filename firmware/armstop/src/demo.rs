@@ -1,0 +1,151 @@
+//! What `just run` shows: the SGI delivery matrix and the round-trip time of an SGI ping-pong.
+//!
+//! Also used by the on-target tests, which check the same numbers instead of printing them.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use armstop_boards::MAX_CPUS;
+
+use crate::board::cpu_count;
+use crate::gic::{self, SGI_TEST_FIRST, SgiTarget};
+use crate::ipi::{self, Message};
+use crate::println;
+use crate::smp;
+use crate::time::{Instant, wait_until};
+
+/// SGIs each sender sends each receiver in the matrix.
+pub const MATRIX_ROUNDS: u64 = 16;
+/// How long one SGI may take to arrive before it counts as lost.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// `[sender][receiver]` SGIs delivered in the last matrix run, and the source CPUs the GIC
+/// reported that disagreed with the sender (GICv2 only).
+pub struct Matrix {
+    /// Deliveries.
+    pub delivered: [[u64; MAX_CPUS]; MAX_CPUS],
+    /// Deliveries whose GIC-reported source was wrong.
+    pub wrong_source: [[u64; MAX_CPUS]; MAX_CPUS],
+}
+
+static DELIVERED: [[AtomicU64; MAX_CPUS]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; MAX_CPUS];
+static WRONG_SOURCE: [[AtomicU64; MAX_CPUS]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; MAX_CPUS];
+
+const SGI_MATRIX: u8 = SGI_TEST_FIRST;
+
+/// Sends [`MATRIX_ROUNDS`] SGIs from `sender` (the calling CPU) to each other online CPU, one
+/// at a time, each waited for; counts deliveries. Runs on the sender.
+fn send_row(_: usize) -> usize {
+    let me = crate::cpu::id();
+    for dst in 0..cpu_count() {
+        if dst == me || !smp::is_online(dst) {
+            continue;
+        }
+        for _ in 0..MATRIX_ROUNDS {
+            let before = gic::sgi_count(dst, SGI_MATRIX);
+            if gic::send_sgi(SGI_MATRIX, SgiTarget::Cpu(dst)).is_err() {
+                break;
+            }
+            if !wait_until(DELIVERY_TIMEOUT, || gic::sgi_count(dst, SGI_MATRIX) > before) {
+                continue; // lost: shows as a short count
+            }
+            DELIVERED[me][dst].fetch_add(1, Ordering::Relaxed);
+            if gic::version() == gic::Version::V2 && gic::sgi_last_source(dst, SGI_MATRIX) != Some(me) {
+                WRONG_SOURCE[me][dst].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    0
+}
+
+/// Runs the matrix: every online CPU in turn sends to every other.
+pub fn run_matrix() -> Matrix {
+    for row in DELIVERED.iter().chain(WRONG_SOURCE.iter()) {
+        for c in row {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    for src in 0..cpu_count() {
+        if smp::is_online(src)
+            && let Err(e) = smp::run_on(src, send_row, 0)
+        {
+            log::error!("matrix row of cpu{src}: {e}");
+        }
+    }
+    let mut m = Matrix { delivered: [[0; MAX_CPUS]; MAX_CPUS], wrong_source: [[0; MAX_CPUS]; MAX_CPUS] };
+    for s in 0..MAX_CPUS {
+        for d in 0..MAX_CPUS {
+            m.delivered[s][d] = DELIVERED[s][d].load(Ordering::Relaxed);
+            m.wrong_source[s][d] = WRONG_SOURCE[s][d].load(Ordering::Relaxed);
+        }
+    }
+    m
+}
+
+/// Prints the matrix.
+pub fn sgi_matrix() {
+    let n = cpu_count();
+    let m = run_matrix();
+    println!("SGI delivery matrix ({:?}, {MATRIX_ROUNDS} SGIs per pair; rows send, columns receive):", gic::version());
+    let mut header = crate::console::LineBuf::<128>::new();
+    let _ = core::fmt::Write::write_str(&mut header, "          ");
+    for d in 0..n {
+        let _ = core::fmt::write(&mut header, format_args!("  cpu{d}"));
+    }
+    println!("{}", header.as_str());
+    let mut full = true;
+    for s in 0..n {
+        let mut line = crate::console::LineBuf::<128>::new();
+        let _ = core::fmt::write(&mut line, format_args!("    cpu{s} "));
+        for d in 0..n {
+            if s == d {
+                let _ = core::fmt::write(&mut line, format_args!("{:>6}", "-"));
+            } else {
+                full &= m.delivered[s][d] == MATRIX_ROUNDS && m.wrong_source[s][d] == 0;
+                let _ = core::fmt::write(&mut line, format_args!("{:>6}", m.delivered[s][d]));
+            }
+        }
+        println!("{}", line.as_str());
+    }
+    println!("SGI matrix: {}", if full { "complete (every pair delivered every SGI)" } else { "INCOMPLETE" });
+}
+
+/// Round trips of a ping (boot CPU → `cpu`) answered by a pong, `rounds` times; returns the
+/// fastest and the mean, or `None` if an answer did not come.
+pub fn ping_pong_round_trip(cpu: usize, rounds: u32) -> Option<(Duration, Duration)> {
+    let me = crate::cpu::id();
+    let mut best = Duration::MAX;
+    let mut total = Duration::ZERO;
+    for _ in 0..rounds {
+        let before = ipi::handled(cpu, me, Message::Pong);
+        let t0 = Instant::now();
+        ipi::send(cpu, Message::Ping).ok()?;
+        if !wait_until(DELIVERY_TIMEOUT, || ipi::handled(cpu, me, Message::Pong) > before) {
+            return None;
+        }
+        let t = t0.elapsed();
+        best = best.min(t);
+        total += t;
+    }
+    Some((best, total / rounds.max(1)))
+}
+
+/// Prints the ping-pong round trip to every other online CPU.
+pub fn ping_pong() {
+    const ROUNDS: u32 = 1000;
+    for cpu in 1..cpu_count() {
+        if !smp::is_online(cpu) {
+            continue;
+        }
+        match ping_pong_round_trip(cpu, ROUNDS) {
+            Some((best, mean)) => println!(
+                "SGI ping-pong cpu0 <-> cpu{cpu}: best {} ns, mean {} ns over {ROUNDS} round trips",
+                best.as_nanos(),
+                mean.as_nanos()
+            ),
+            None => println!("SGI ping-pong cpu0 <-> cpu{cpu}: LOST (no answer within {} ms)", DELIVERY_TIMEOUT.as_millis()),
+        }
+    }
+}

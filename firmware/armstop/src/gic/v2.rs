@@ -1,0 +1,175 @@
+//! GICv2 (GIC-400): memory-mapped distributor and CPU interface.
+//!
+//! A CPU's bit in SGI target lists is read from its banked `GICD_ITARGETSR0` ("each field
+//! returns a value that corresponds only to the processor reading the register"), never
+//! derived from MPIDR. Group handling follows `GICD_TYPER.SecurityExtn`: without Security
+//! Extensions (QEMU) both groups are enabled and signalled as IRQ; with them (a real GIC-400,
+//! where we are Non-secure) only the Non-secure view's enable bit exists.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use armstop_boards::MAX_CPUS;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use super::{Ack, SgiTarget};
+
+register_structs! {
+    /// GICv2 distributor registers (those armstop uses).
+    pub Gicd {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _r0),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _ispendr: [ReadWrite<u32>; 32]),
+        (0x280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => _isactiver: [ReadWrite<u32>; 32]),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _r1),
+        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
+        (0xbfc => _r2),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => _r3),
+        (0xf10 => cpendsgir: [ReadWrite<u32>; 4]),
+        (0xf20 => _r4),
+        (0xfe8 => pidr2: ReadOnly<u32>),
+        (0xfec => _r5),
+        (0x1000 => @END),
+    }
+}
+
+register_structs! {
+    /// GICv2 CPU interface registers (those armstop uses).
+    pub Gicc {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => pmr: ReadWrite<u32>),
+        (0x008 => bpr: ReadWrite<u32>),
+        (0x00c => iar: ReadOnly<u32>),
+        (0x010 => eoir: WriteOnly<u32>),
+        (0x014 => _rpr: ReadOnly<u32>),
+        (0x018 => hppir: ReadOnly<u32>),
+        (0x01c => @END),
+    }
+}
+
+/// `GICD_PIDR2.ArchRev` of the distributor at `gicd` (same offset on GICv2 and GICv3).
+pub fn arch_rev(gicd: u64) -> u32 {
+    // SAFETY: `gicd` is the board's distributor, mapped as device memory; PIDR2 is read-only.
+    let d = unsafe { &*(gicd as *const Gicd) };
+    (d.pidr2.get() >> 4) & 0xf
+}
+
+/// A GICv2.
+pub struct GicV2 {
+    gicd: &'static Gicd,
+    gicc: &'static Gicc,
+    /// Each logical CPU's bit in SGI target lists, from its banked ITARGETSR0.
+    cpu_bits: [AtomicU8; MAX_CPUS],
+}
+
+const SPURIOUS: u32 = 1020;
+
+// SAFETY: the driver holds references to MMIO register blocks, accessed only with volatile
+// reads and writes. The GIC is built to be accessed from every CPU at once (the CPU interface
+// and SGI/PPI registers are banked per CPU; distributor writes are single-register updates).
+unsafe impl Sync for GicV2 {}
+// SAFETY: as for Sync; the register blocks are not tied to the CPU that created the driver.
+unsafe impl Send for GicV2 {}
+
+impl GicV2 {
+    /// Driver for the frames at `gicd`/`gicc` (device memory, mapped by the board).
+    pub fn new(gicd: u64, gicc: u64) -> Self {
+        // SAFETY: the board maps both frames as device memory for the whole run; these are
+        // the GICv2 register layouts; access is volatile MMIO.
+        let (gicd, gicc) = unsafe { (&*(gicd as *const Gicd), &*(gicc as *const Gicc)) };
+        Self { gicd, gicc, cpu_bits: [const { AtomicU8::new(0) }; MAX_CPUS] }
+    }
+
+    fn security_extensions(&self) -> bool {
+        self.gicd.typer.get() & (1 << 10) != 0
+    }
+
+    /// Disables and clears every shared interrupt, then enables forwarding.
+    pub fn init_distributor(&self) {
+        let d = self.gicd;
+        d.ctlr.set(0);
+        let lines = ((d.typer.get() & 0x1f) as usize + 1) * 32;
+        for i in 1..lines / 32 {
+            d.icenabler[i].set(u32::MAX);
+            d.icpendr[i].set(u32::MAX);
+            d.icactiver[i].set(u32::MAX);
+        }
+        d.ctlr.set(if self.security_extensions() { 1 } else { 3 });
+    }
+
+    /// Per-CPU interface set-up (see [`super::init_cpu`]).
+    pub fn init_cpu(&self) {
+        let d = self.gicd;
+        let cpu = crate::cpu::id();
+        self.cpu_bits[cpu].store(d.itargetsr[0].get() as u8, Ordering::Relaxed);
+        d.icenabler[0].set(u32::MAX);
+        d.icpendr[0].set(u32::MAX);
+        for r in &d.cpendsgir {
+            r.set(u32::MAX);
+        }
+        d.icactiver[0].set(u32::MAX);
+        for r in &d.ipriorityr[..8] {
+            r.set(0xa0a0_a0a0);
+        }
+        d.isenabler[0].set(0xffff);
+        let c = self.gicc;
+        c.pmr.set(0xff);
+        c.bpr.set(0);
+        // Non-secure view: bit 0 enables Group 1. Without Security Extensions: both groups,
+        // and AckCtl so Group 1 interrupts can be acknowledged through GICC_IAR.
+        c.ctlr.set(if self.security_extensions() { 1 } else { 7 });
+    }
+
+    /// The target-list bit of logical CPU `cpu` (0 until that CPU initialised its interface).
+    pub fn cpu_bit(&self, cpu: usize) -> u8 {
+        self.cpu_bits[cpu].load(Ordering::Relaxed)
+    }
+
+    /// Writes GICD_SGIR.
+    pub fn send_sgi(&self, sgi: u8, target: SgiTarget) {
+        let (filter, list) = match target {
+            SgiTarget::Cpu(c) => (0u32, self.cpu_bit(c)),
+            SgiTarget::Set(m) => {
+                let bits = (0..MAX_CPUS).filter(|c| m & (1 << c) != 0).fold(0, |a, c| a | self.cpu_bit(c));
+                (0, bits)
+            }
+            SgiTarget::AllOthers => (1, 0),
+        };
+        self.gicd.sgir.set((filter << 24) | (u32::from(list) << 16) | u32::from(sgi));
+    }
+
+    /// Reads GICC_IAR.
+    pub fn acknowledge(&self) -> Option<Ack> {
+        let raw = self.gicc.iar.get();
+        let intid = raw & 0x3ff;
+        if intid >= SPURIOUS {
+            return None;
+        }
+        let source = if intid < 16 {
+            let bit = 1u8 << ((raw >> 10) & 7);
+            (0..MAX_CPUS).find(|&c| self.cpu_bit(c) == bit)
+        } else {
+            None
+        };
+        Some(Ack { raw, intid, source })
+    }
+
+    /// Writes GICC_EOIR with the raw IAR value.
+    pub fn end(&self, raw: u32) {
+        self.gicc.eoir.set(raw);
+    }
+
+    /// GICC_HPPIR, if something is pending.
+    pub fn highest_pending(&self) -> Option<u32> {
+        let id = self.gicc.hppir.get() & 0x3ff;
+        (id < SPURIOUS).then_some(id)
+    }
+}

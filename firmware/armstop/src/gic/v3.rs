@@ -1,0 +1,249 @@
+//! GICv3: memory-mapped distributor and redistributors, system-register CPU interface.
+//!
+//! Each CPU finds its own redistributor by matching `GICR_TYPER.Affinity_Value` against its
+//! MPIDR (frames are not in CPU order in general), wakes it (`GICR_WAKER.ProcessorSleep`), and
+//! configures its banked SGIs as Group 1. SGIs carry no source CPU on GICv3.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use armstop_boards::MAX_CPUS;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
+
+use super::{Ack, GicError, SgiTarget};
+use crate::board::BOARD;
+
+register_structs! {
+    Gicd {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _r0),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _r1),
+        (0x280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => _r2),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
+        (0x400 => @END),
+    }
+}
+
+register_structs! {
+    GicrRd {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => _iidr: ReadOnly<u32>),
+        (0x008 => typer: ReadOnly<u64>),
+        (0x010 => _r0),
+        (0x014 => waker: ReadWrite<u32>),
+        (0x018 => @END),
+    }
+}
+
+register_structs! {
+    GicrSgi {
+        (0x000 => _r0),
+        (0x080 => igroupr0: ReadWrite<u32>),
+        (0x084 => _r1),
+        (0x100 => isenabler0: ReadWrite<u32>),
+        (0x104 => _r2),
+        (0x180 => icenabler0: ReadWrite<u32>),
+        (0x184 => _r3),
+        (0x280 => icpendr0: ReadWrite<u32>),
+        (0x284 => _r4),
+        (0x380 => icactiver0: ReadWrite<u32>),
+        (0x384 => _r5),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 8]),
+        (0x420 => @END),
+    }
+}
+
+const GICD_CTLR_RWP: u32 = 1 << 31;
+const GICR_CTLR_RWP: u32 = 1 << 3;
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+const TYPER_VLPIS: u64 = 1 << 1;
+const TYPER_LAST: u64 = 1 << 4;
+
+macro_rules! sysreg_write {
+    ($reg:literal, $val:expr) => {
+        // SAFETY: GICv3 CPU interface register write; EL1 access was granted by the boot code
+        // (ICC_SRE_EL2) or firmware, and the value is what the caller documents.
+        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) $val as u64, options(nostack)) }
+    };
+}
+
+macro_rules! sysreg_read {
+    ($reg:literal) => {{
+        let v: u64;
+        // SAFETY: GICv3 CPU interface register read (see `sysreg_write`).
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nostack)) };
+        v
+    }};
+}
+
+fn isb() {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// `GICD_PIDR2.ArchRev` of a GICv3 distributor at `gicd` (its ID block is at 0xFFD0).
+pub fn arch_rev(gicd: u64) -> u32 {
+    // SAFETY: a GICv3 distributor frame is 64 KiB, mapped as device memory by the board;
+    // GICD_PIDR2 (offset 0xFFE8) is read-only.
+    let pidr2 = unsafe { core::ptr::read_volatile((gicd + 0xffe8) as *const u32) };
+    (pidr2 >> 4) & 0xf
+}
+
+/// A GICv3.
+pub struct GicV3 {
+    gicd: &'static Gicd,
+    gicr_base: u64,
+    /// Each logical CPU's redistributor frame (0 until found).
+    rd: [AtomicUsize; MAX_CPUS],
+}
+
+// SAFETY: the driver holds references to MMIO register blocks, accessed only with volatile
+// reads and writes. The GIC is built to be accessed from every CPU at once (the CPU interface
+// and SGI/PPI registers are banked per CPU; distributor writes are single-register updates).
+unsafe impl Sync for GicV3 {}
+// SAFETY: as for Sync; the register blocks are not tied to the CPU that created the driver.
+unsafe impl Send for GicV3 {}
+
+impl GicV3 {
+    /// Driver for the distributor at `gicd` and redistributors from `gicr` on.
+    pub fn new(gicd: u64, gicr: u64) -> Self {
+        // SAFETY: the board maps the distributor as device memory for the whole run.
+        let gicd = unsafe { &*(gicd as *const Gicd) };
+        Self { gicd, gicr_base: gicr, rd: [const { AtomicUsize::new(0) }; MAX_CPUS] }
+    }
+
+    fn wait_rwp(&self) {
+        while self.gicd.ctlr.get() & GICD_CTLR_RWP != 0 {}
+    }
+
+    /// Disables and clears every shared interrupt; enables affinity routing and Group 1.
+    pub fn init_distributor(&self) {
+        let d = self.gicd;
+        d.ctlr.set(0);
+        self.wait_rwp();
+        let lines = ((d.typer.get() & 0x1f) as usize + 1) * 32;
+        for i in 1..(lines / 32).min(32) {
+            d.icenabler[i].set(u32::MAX);
+            d.icpendr[i].set(u32::MAX);
+            d.icactiver[i].set(u32::MAX);
+        }
+        self.wait_rwp();
+        // ARE (bit 4) and Group 1 enable (bit 1): the same bits whether the distributor has a
+        // single security state (DS = 1) or we see its Non-secure view.
+        d.ctlr.set((1 << 4) | (1 << 1));
+        self.wait_rwp();
+    }
+
+    fn find_redistributor(&self, mpidr: u64) -> Option<u64> {
+        let want = ((mpidr >> 32 & 0xff) << 24) | (mpidr & 0xff_ffff);
+        let mut frame = self.gicr_base;
+        // A GICv3 has at most one frame per CPU; bound the walk in case `Last` is never seen.
+        for _ in 0..256 {
+            // SAFETY: `frame` is within the board's redistributor region (device memory);
+            // GICR_TYPER is read-only.
+            let rd = unsafe { &*(frame as *const GicrRd) };
+            let typer = rd.typer.get();
+            if typer >> 32 == want {
+                return Some(frame);
+            }
+            if typer & TYPER_LAST != 0 {
+                return None;
+            }
+            frame += if typer & TYPER_VLPIS != 0 { 0x4_0000 } else { 0x2_0000 };
+        }
+        None
+    }
+
+    /// Per-CPU set-up (see [`super::init_cpu`]).
+    pub fn init_cpu(&self) -> Result<(), GicError> {
+        let cpu = crate::cpu::id();
+        let mpidr = BOARD.cpus[cpu];
+        let frame = self.find_redistributor(mpidr).ok_or(GicError::NoRedistributor(mpidr))?;
+        self.rd[cpu].store(frame as usize, Ordering::Relaxed);
+        // SAFETY: `frame` is this CPU's redistributor (RD_base, then SGI_base 64 KiB above),
+        // device memory mapped by the board.
+        let (rd, sgi) = unsafe { (&*(frame as *const GicrRd), &*((frame + 0x1_0000) as *const GicrSgi)) };
+        rd.waker.set(rd.waker.get() & !WAKER_PROCESSOR_SLEEP);
+        while rd.waker.get() & WAKER_CHILDREN_ASLEEP != 0 {}
+        sgi.icenabler0.set(u32::MAX);
+        while rd.ctlr.get() & GICR_CTLR_RWP != 0 {}
+        sgi.icpendr0.set(u32::MAX);
+        sgi.icactiver0.set(u32::MAX);
+        sgi.igroupr0.set(u32::MAX);
+        for r in &sgi.ipriorityr {
+            r.set(0xa0a0_a0a0);
+        }
+        sgi.isenabler0.set(0xffff);
+
+        // ICC_SRE_EL1.SRE: use the system-register interface.
+        let sre = sysreg_read!("s3_0_c12_c12_5");
+        sysreg_write!("s3_0_c12_c12_5", sre | 1);
+        isb();
+        if sysreg_read!("s3_0_c12_c12_5") & 1 == 0 {
+            return Err(GicError::SystemRegistersDisabled);
+        }
+        sysreg_write!("s3_0_c4_c6_0", 0xffu64); // ICC_PMR_EL1: every priority passes
+        sysreg_write!("s3_0_c12_c12_3", 0u64); // ICC_BPR1_EL1
+        sysreg_write!("s3_0_c12_c12_4", 0u64); // ICC_CTLR_EL1: EOImode 0 (EOI also deactivates)
+        sysreg_write!("s3_0_c12_c12_7", 1u64); // ICC_IGRPEN1_EL1
+        isb();
+        Ok(())
+    }
+
+    /// Writes ICC_SGI1R_EL1, once per cluster (Aff3.Aff2.Aff1) that has targets.
+    pub fn send_sgi(&self, sgi: u8, target: SgiTarget) {
+        let intid = u64::from(sgi) << 24;
+        let mask = match target {
+            SgiTarget::AllOthers => {
+                sysreg_write!("s3_0_c12_c11_5", intid | (1 << 40)); // IRM: all but self
+                isb();
+                return;
+            }
+            SgiTarget::Cpu(c) => 1u64 << c,
+            SgiTarget::Set(m) => m,
+        };
+        let mut left = mask;
+        while left != 0 {
+            let first = left.trailing_zeros() as usize;
+            let cluster = BOARD.cpus[first] & !0xff;
+            let mut list = 0u64;
+            for c in 0..BOARD.cpus.len() {
+                if left & (1 << c) != 0 && BOARD.cpus[c] & !0xff == cluster {
+                    list |= 1 << (BOARD.cpus[c] & 0xf);
+                    left &= !(1 << c);
+                }
+            }
+            let aff1 = (cluster >> 8) & 0xff;
+            let aff2 = (cluster >> 16) & 0xff;
+            let aff3 = (cluster >> 32) & 0xff;
+            sysreg_write!("s3_0_c12_c11_5", (aff3 << 48) | (aff2 << 32) | intid | (aff1 << 16) | list);
+        }
+        isb();
+    }
+
+    /// Reads ICC_IAR1_EL1.
+    pub fn acknowledge(&self) -> Option<Ack> {
+        let raw = sysreg_read!("s3_0_c12_c12_0") as u32;
+        let intid = raw & 0xff_ffff;
+        if (1020..1024).contains(&intid) {
+            return None;
+        }
+        Some(Ack { raw, intid, source: None })
+    }
+
+    /// Writes ICC_EOIR1_EL1.
+    pub fn end(&self, raw: u32) {
+        sysreg_write!("s3_0_c12_c12_1", raw);
+        isb();
+    }
+
+    /// ICC_HPPIR1_EL1, if something is pending.
+    pub fn highest_pending(&self) -> Option<u32> {
+        let id = sysreg_read!("s3_0_c12_c12_2") as u32 & 0xff_ffff;
+        (!(1020..1024).contains(&id)).then_some(id)
+    }
+}

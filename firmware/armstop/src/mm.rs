@@ -1,0 +1,239 @@
+//! Memory: the image layout, per-CPU stacks with guard pages, and the identity map.
+//!
+//! Each CPU owns one [`StackSlot`]: `guard | emergency | guard | exception | guard | thread`,
+//! growing down. The guard pages are unmapped, so an overflow of the thread stack or of the
+//! exception stack is a translation fault that [`crate::fault`] names as a stack overflow
+//! instead of silent corruption of a neighbour. Invariant: the translation tables are built
+//! once by the boot CPU before its MMU is on and never change afterwards.
+
+use armstop_boards::{MAX_CPUS, MemoryKind};
+use armstop_idmap::{IdMap, Kind, MAIR, Table};
+
+use crate::board::BOARD;
+
+const PAGE: usize = 4096;
+/// Bytes of the stack used while reporting a fault in an exception handler.
+pub const EMERGENCY_STACK: usize = 4 * 1024;
+/// Bytes of the stack exception handlers (IRQs included) run on.
+pub const EXCEPTION_STACK: usize = 16 * 1024;
+/// Bytes of the stack each CPU's threads run on.
+pub const THREAD_STACK: usize = 64 * 1024;
+
+/// Offset of the emergency stack's top in a slot.
+pub const EMERGENCY_TOP: usize = PAGE + EMERGENCY_STACK;
+/// Offset of the exception stack's top in a slot.
+pub const EXCEPTION_TOP: usize = EMERGENCY_TOP + PAGE + EXCEPTION_STACK;
+/// Offset of the thread stack's top in a slot (= slot size).
+pub const THREAD_TOP: usize = EXCEPTION_TOP + PAGE + THREAD_STACK;
+/// Bytes per CPU.
+pub const STACK_SLOT: usize = THREAD_TOP;
+
+/// One CPU's stacks and their guard pages.
+#[repr(C, align(4096))]
+pub struct StackSlot([u8; STACK_SLOT]);
+
+/// Every CPU's stacks (in `.stacks`, not loaded, not zeroed).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".stacks")]
+pub static mut STACKS: [StackSlot; MAX_CPUS] = [const { StackSlot([0; STACK_SLOT]) }; MAX_CPUS];
+
+/// Which stack a guard page protects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackKind {
+    /// Below the emergency stack.
+    Emergency,
+    /// Below the exception stack.
+    Exception,
+    /// Below the thread stack.
+    Thread,
+}
+
+/// Base address of `cpu`'s stack slot.
+pub fn stack_slot(cpu: usize) -> usize {
+    assert!(cpu < MAX_CPUS);
+    (&raw const STACKS) as usize + cpu * STACK_SLOT
+}
+
+/// The guard pages of `cpu`, lowest first.
+pub fn guard_pages(cpu: usize) -> [(usize, StackKind); 3] {
+    let s = stack_slot(cpu);
+    [
+        (s, StackKind::Emergency),
+        (s + EMERGENCY_TOP, StackKind::Exception),
+        (s + EXCEPTION_TOP, StackKind::Thread),
+    ]
+}
+
+/// If `addr` is in a guard page, whose and of which stack.
+pub fn guard_page_owner(addr: u64) -> Option<(usize, StackKind)> {
+    (0..MAX_CPUS).find_map(|cpu| {
+        guard_pages(cpu)
+            .into_iter()
+            .find(|&(g, _)| (g as u64..g as u64 + PAGE as u64).contains(&addr))
+            .map(|(_, kind)| (cpu, kind))
+    })
+}
+
+/// Translation settings every CPU loads.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct MmuConfig {
+    /// TTBR0_EL1.
+    pub ttbr0: u64,
+    /// TCR_EL1.
+    pub tcr: u64,
+    /// MAIR_EL1.
+    pub mair: u64,
+}
+
+const TABLE_POOL: usize = 32;
+static mut TABLES: [Table; TABLE_POOL] = [Table::EMPTY; TABLE_POOL];
+static mut CONFIG: MmuConfig = MmuConfig { ttbr0: 0, tcr: 0, mair: 0 };
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+fn symbol(s: &'static u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// The image's extent `[start, end)`.
+pub fn image_range() -> (u64, u64) {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    unsafe { (symbol(&__image_start), symbol(&__image_end)) }
+}
+
+/// Why the identity map could not be built.
+#[derive(Debug)]
+pub enum MmError {
+    /// A range could not be mapped.
+    Map(&'static str, armstop_idmap::MapError),
+    /// The image is not inside a normal memory region of the board.
+    ImageOutsideRam(u64, u64),
+}
+
+/// Builds the identity map and turns the MMU on. Boot CPU only, once, with the MMU off.
+///
+/// # Safety
+/// Must run exactly once, on the boot CPU, before any other CPU is started.
+pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
+    // SAFETY: the boot CPU is the only one running and this runs once, so nothing else
+    // references the pool.
+    let pool = unsafe { &mut *(&raw mut TABLES) };
+    let mut map = IdMap::new(pool).map_err(|e| MmError::Map("tables", e))?;
+    for r in BOARD.memory {
+        let kind = match r.kind {
+            MemoryKind::Normal => Kind::Data,
+            MemoryKind::Device => Kind::Device,
+        };
+        map.set(r.base, r.size, kind).map_err(|e| MmError::Map(r.name, e))?;
+    }
+    let (start, end) = image_range();
+    if !BOARD.memory.iter().any(|r| r.kind == MemoryKind::Normal && r.contains(start, end - start))
+    {
+        return Err(MmError::ImageOutsideRam(start, end));
+    }
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let (text, rodata) = unsafe {
+        ((symbol(&__text_start), symbol(&__text_end)), (symbol(&__rodata_start), symbol(&__rodata_end)))
+    };
+    map.set(text.0, text.1 - text.0, Kind::Code).map_err(|e| MmError::Map(".text", e))?;
+    if rodata.1 > rodata.0 {
+        map.set(rodata.0, rodata.1 - rodata.0, Kind::ReadOnly)
+            .map_err(|e| MmError::Map(".rodata", e))?;
+    }
+    for cpu in 0..MAX_CPUS {
+        for (guard, _) in guard_pages(cpu) {
+            map.set(guard as u64, PAGE as u64, Kind::Unmapped)
+                .map_err(|e| MmError::Map("guard page", e))?;
+        }
+    }
+    use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable};
+    let config = MmuConfig {
+        ttbr0: map.root_address(),
+        tcr: armstop_idmap::tcr(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)),
+        mair: MAIR,
+    };
+    // The tables were written with the MMU (and so the data cache) off: drop any stale lines
+    // that could shadow them once walks and loads become cacheable.
+    invalidate_dcache_range((&raw const TABLES) as usize, core::mem::size_of::<[Table; TABLE_POOL]>());
+    // SAFETY: single CPU, once (see above).
+    unsafe { CONFIG = config };
+    // SAFETY: the map covers the board's memory and the image with the attributes the code
+    // expects (code executable, data writable, devices nGnRE) and is never changed.
+    unsafe { crate::arch::boot::enable_mmu(config.ttbr0, config.tcr, config.mair) };
+    Ok(config)
+}
+
+/// The settings the boot CPU enabled the MMU with (for secondaries and tests).
+pub fn config() -> MmuConfig {
+    // SAFETY: written once by the boot CPU before any other CPU runs; read-only afterwards.
+    unsafe { CONFIG }
+}
+
+/// Size of the smallest data cache line (CTR_EL0.DminLine).
+fn dcache_line() -> usize {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// Invalidates (discards) data cache lines over a range.
+fn invalidate_dcache_range(start: usize, len: usize) {
+    let line = dcache_line();
+    let mut a = start & !(line - 1);
+    while a < start + len {
+        // SAFETY: `dc ivac` discards cached copies only; the range holds nothing that was
+        // written through the cache (the MMU is off here).
+        unsafe { core::arch::asm!("dc ivac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    // SAFETY: barrier only.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Cleans data cache lines over a range to the point of coherency, so that a CPU with its MMU
+/// (and caches) still off reads what this CPU wrote.
+pub fn clean_dcache_range(start: usize, len: usize) {
+    let line = dcache_line();
+    let mut a = start & !(line - 1);
+    while a < start + len {
+        // SAFETY: `dc cvac` writes dirty lines back; it does not change memory contents as
+        // seen through the cache.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    // SAFETY: barrier only.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Translates `va` for a read at EL1 with `AT S1E1R`: the physical address, or `None` if the
+/// access would fault. Used by tests to check the map the hardware actually walks.
+pub fn translate_read(va: u64) -> Option<u64> {
+    let par: u64;
+    let _irq = crate::cpu::mask_irqs();
+    // SAFETY: address translation instruction; PAR_EL1 is per-CPU and IRQs are masked so no
+    // handler overwrites it between the two instructions.
+    unsafe {
+        core::arch::asm!("at s1e1r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack))
+    };
+    if par & 1 != 0 { None } else { Some((par & 0x0000_ffff_ffff_f000) | (va & 0xfff)) }
+}
+
+/// The memory attribute (MAIR byte) `AT S1E1R` reports for `va`, if mapped.
+pub fn attribute_of(va: u64) -> Option<u8> {
+    let par: u64;
+    let _irq = crate::cpu::mask_irqs();
+    // SAFETY: as in `translate_read`.
+    unsafe {
+        core::arch::asm!("at s1e1r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack))
+    };
+    if par & 1 != 0 { None } else { Some((par >> 56) as u8) }
+}

@@ -1,0 +1,476 @@
+//! Bringing CPUs up through PSCI CPU_ON, their states, the idle loop and cross-CPU calls.
+//!
+//! Per-CPU state: `Off → Starting → Online`, or `Failed` (refused by PSCI, or did not report
+//! in within [`BOOT_TIMEOUT`]). A CPU is `Online` only after its MMU, vectors, GIC interface
+//! and stacks are set up, so anything may be asked of it from then on.
+//!
+//! Lost wake-ups: the idle loop checks for work with IRQs masked and then executes `wfi`, which
+//! returns on a pending IRQ even while masked; a post + SGI that lands between the check and
+//! the `wfi` therefore ends the wait instead of being slept through.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use armstop_boards::MAX_CPUS;
+
+use crate::board::{BOARD, cpu_count};
+use crate::console;
+use crate::ipi::{self, Message};
+use crate::psci;
+use crate::time::{Instant, wait_until};
+
+/// How long a started CPU has to report in.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long [`run_on`] waits for a call to finish.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a CPU started by CPU_ON finds at the context id. Read with the MMU off, so the boot
+/// CPU cleans it to the point of coherency before CPU_ON.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootArgs {
+    /// Logical CPU id.
+    pub cpu: u64,
+    /// Top of the exception stack (SP_EL1).
+    pub exception_stack_top: u64,
+    /// Top of the thread stack (SP_EL0).
+    pub thread_stack_top: u64,
+    /// TTBR0_EL1.
+    pub ttbr0: u64,
+    /// TCR_EL1.
+    pub tcr: u64,
+    /// MAIR_EL1.
+    pub mair: u64,
+}
+
+static mut BOOT_ARGS: [BootArgs; MAX_CPUS] = [BootArgs {
+    cpu: 0,
+    exception_stack_top: 0,
+    thread_stack_top: 0,
+    ttbr0: 0,
+    tcr: 0,
+    mair: 0,
+}; MAX_CPUS];
+
+/// A CPU's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CpuState {
+    /// Not started.
+    Off = 0,
+    /// CPU_ON accepted; not reported in yet.
+    Starting = 1,
+    /// Running its idle loop; accepts work.
+    Online = 2,
+    /// Could not be started (see the console for why).
+    Failed = 3,
+}
+
+static STATE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(CpuState::Off as u32) }; MAX_CPUS];
+static BOOT_EL: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static SEEN_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// The state of `cpu`.
+pub fn state(cpu: usize) -> CpuState {
+    match STATE[cpu].load(Ordering::Acquire) {
+        0 => CpuState::Off,
+        1 => CpuState::Starting,
+        2 => CpuState::Online,
+        _ => CpuState::Failed,
+    }
+}
+
+fn set_state(cpu: usize, s: CpuState) {
+    STATE[cpu].store(s as u32, Ordering::Release);
+}
+
+/// Whether `cpu` is online.
+pub fn is_online(cpu: usize) -> bool {
+    cpu < cpu_count() && state(cpu) == CpuState::Online
+}
+
+/// Bit mask of online CPUs.
+pub fn online_mask() -> u64 {
+    (0..cpu_count()).filter(|&c| is_online(c)).fold(0, |m, c| m | 1 << c)
+}
+
+/// The EL `cpu` was entered at (0 if it never ran).
+pub fn boot_el(cpu: usize) -> u8 {
+    BOOT_EL[cpu].load(Ordering::Relaxed) as u8
+}
+
+/// The MPIDR `cpu` read from its own register when it came up.
+pub fn seen_mpidr(cpu: usize) -> Option<u64> {
+    match SEEN_MPIDR[cpu].load(Ordering::Relaxed) {
+        u64::MAX => None,
+        m => Some(m),
+    }
+}
+
+/// The boot CPU's Rust entry, from `_start`: MMU, console, GIC, PSCI, secondaries, then the
+/// image's main function.
+pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
+    console::init();
+    if let Err(e) = BOARD.validate() {
+        console::early_write("armstop: invalid board description\n");
+        let _ = e;
+        crate::power::fail_stop();
+    }
+    // SAFETY: first thing on the boot CPU, once, before any other CPU runs.
+    if let Err(e) = unsafe { crate::mm::init_primary() } {
+        console::early_write("armstop: cannot build the identity map: ");
+        match e {
+            crate::mm::MmError::Map(what, _) => console::early_write(what),
+            crate::mm::MmError::ImageOutsideRam(..) => console::early_write("image outside RAM"),
+        }
+        console::early_write("\n");
+        crate::power::fail_stop();
+    }
+    console::init_logger(log::LevelFilter::Info);
+    let mpidr = crate::cpu::mpidr();
+    if BOARD.logical_id(mpidr) != Some(0) {
+        crate::fault::fatal(format_args!(
+            "boot CPU has MPIDR {mpidr:#x}, but board {} lists {:#x} as logical CPU 0",
+            BOARD.name, BOARD.cpus[0]
+        ));
+    }
+    BOOT_EL[0].store(boot_el as u32, Ordering::Relaxed);
+    SEEN_MPIDR[0].store(mpidr, Ordering::Relaxed);
+    log::info!(
+        "armstop {} on {}: boot CPU MPIDR {:#x}, entered at EL{}, timer {} Hz",
+        env!("CARGO_PKG_VERSION"),
+        BOARD.name,
+        mpidr,
+        boot_el,
+        crate::time::frequency()
+    );
+    match crate::gic::init_primary() {
+        Ok(v) => log::info!("GIC: {v:?}"),
+        Err(e) => crate::fault::fatal(format_args!("GIC: {e}")),
+    }
+    let conduit = psci::init(boot_el as u8);
+    match psci::version() {
+        Ok(v) => log::info!("PSCI {v} over {conduit:?}"),
+        Err(e) => crate::fault::fatal(format_args!(
+            "PSCI_VERSION over {conduit:?} failed: {} ({e:?})",
+            psci::error_name(e)
+        )),
+    }
+    set_state(0, CpuState::Online);
+    crate::cpu::unmask_irqs();
+    bring_up_secondaries();
+    unsafe extern "Rust" {
+        safe fn __armstop_main() -> !;
+    }
+    __armstop_main()
+}
+
+/// Starts every secondary CPU in turn; a CPU that fails is reported and skipped.
+fn bring_up_secondaries() {
+    for cpu in 1..cpu_count() {
+        match start_cpu(cpu) {
+            Ok(t) => log::info!(
+                "cpu{cpu} online: MPIDR {:#x}, entered at EL{}, in {} us",
+                seen_mpidr(cpu).unwrap_or(0),
+                boot_el(cpu),
+                t.as_micros()
+            ),
+            Err(e) => log::error!("cpu{cpu} (MPIDR {:#x}) FAILED to start: {e}", BOARD.cpus[cpu]),
+        }
+    }
+    let online = online_mask().count_ones();
+    log::info!("{online} of {} CPUs online (mask {:#x})", cpu_count(), online_mask());
+}
+
+/// Why a CPU could not be started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// No such CPU on this board.
+    InvalidCpu,
+    /// The CPU is not off (it is starting, online or failed).
+    NotOff(CpuState),
+    /// PSCI refused CPU_ON.
+    Psci(psci::Error),
+    /// CPU_ON succeeded but the CPU did not report in.
+    Timeout(Duration),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::InvalidCpu => write!(f, "no such CPU"),
+            Self::NotOff(s) => write!(f, "CPU is {s:?}, not Off"),
+            Self::Psci(e @ psci::Error::AlreadyOn) => write!(
+                f,
+                "PSCI CPU_ON: {} ({e:?}): firmware reports the CPU running, but it never entered armstop",
+                psci::error_name(e)
+            ),
+            Self::Psci(e @ psci::Error::OnPending) => {
+                write!(f, "PSCI CPU_ON: {} ({e:?}): an earlier CPU_ON is still in progress", psci::error_name(e))
+            }
+            Self::Psci(e @ psci::Error::InvalidParameters) => write!(
+                f,
+                "PSCI CPU_ON: {} ({e:?}): firmware does not know this MPIDR",
+                psci::error_name(e)
+            ),
+            Self::Psci(e @ psci::Error::InvalidAddress) => {
+                write!(f, "PSCI CPU_ON: {} ({e:?}): entry point rejected", psci::error_name(e))
+            }
+            Self::Psci(e @ psci::Error::Denied) => {
+                write!(f, "PSCI CPU_ON: {} ({e:?}): firmware does not allow it", psci::error_name(e))
+            }
+            Self::Psci(e) => write!(f, "PSCI CPU_ON: {} ({e:?})", psci::error_name(e)),
+            Self::Timeout(t) => write!(f, "CPU_ON accepted but the CPU did not report in within {} ms", t.as_millis()),
+        }
+    }
+}
+
+/// Starts `cpu` through PSCI CPU_ON and waits until it is online; returns how long it took.
+pub fn start_cpu(cpu: usize) -> Result<Duration, StartError> {
+    if cpu >= cpu_count() {
+        return Err(StartError::InvalidCpu);
+    }
+    if let Err(s) = STATE[cpu].compare_exchange(
+        CpuState::Off as u32,
+        CpuState::Starting as u32,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        return Err(StartError::NotOff(state_from(s)));
+    }
+    let slot = crate::mm::stack_slot(cpu) as u64;
+    let mmu = crate::mm::config();
+    let args = BootArgs {
+        cpu: cpu as u64,
+        exception_stack_top: slot + crate::mm::EXCEPTION_TOP as u64,
+        thread_stack_top: slot + crate::mm::THREAD_TOP as u64,
+        ttbr0: mmu.ttbr0,
+        tcr: mmu.tcr,
+        mair: mmu.mair,
+    };
+    // SAFETY: only the CPU moving `cpu` from Off to Starting (won above) writes its slot, and
+    // `cpu` itself only reads it after CPU_ON.
+    let p = unsafe {
+        let p = &raw mut BOOT_ARGS[cpu];
+        p.write(args);
+        p
+    };
+    crate::mm::clean_dcache_range(p as usize, core::mem::size_of::<BootArgs>());
+    let t0 = Instant::now();
+    if let Err(e) = psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), p as u64) {
+        set_state(cpu, CpuState::Failed);
+        return Err(StartError::Psci(e));
+    }
+    if !wait_until(BOOT_TIMEOUT, || state(cpu) == CpuState::Online) {
+        set_state(cpu, CpuState::Failed);
+        return Err(StartError::Timeout(BOOT_TIMEOUT));
+    }
+    Ok(t0.elapsed())
+}
+
+fn state_from(v: u32) -> CpuState {
+    match v {
+        0 => CpuState::Off,
+        1 => CpuState::Starting,
+        2 => CpuState::Online,
+        _ => CpuState::Failed,
+    }
+}
+
+/// A secondary CPU's Rust entry: MMU and stacks are already set up by the assembly.
+pub extern "C" fn secondary_entry(args: &BootArgs, boot_el: u64) -> ! {
+    let cpu = args.cpu as usize;
+    let mpidr = crate::cpu::mpidr();
+    if BOARD.logical_id(mpidr) != Some(cpu) {
+        crate::fault::fatal(format_args!(
+            "started as logical CPU {cpu} but MPIDR is {mpidr:#x} (board table says {:#x})",
+            BOARD.cpus[cpu]
+        ));
+    }
+    BOOT_EL[cpu].store(boot_el as u32, Ordering::Relaxed);
+    SEEN_MPIDR[cpu].store(mpidr, Ordering::Relaxed);
+    if let Err(e) = crate::gic::init_cpu() {
+        log::error!("GIC CPU interface: {e}");
+        set_state(cpu, CpuState::Failed);
+        crate::power::halt();
+    }
+    set_state(cpu, CpuState::Online);
+    idle_loop()
+}
+
+/// Where a secondary CPU resumes after a fault (fresh stacks, IRQs masked).
+pub extern "C" fn idle_entry() -> ! {
+    idle_loop()
+}
+
+fn idle_loop() -> ! {
+    let me = crate::cpu::id();
+    loop {
+        let guard = crate::cpu::mask_irqs();
+        if CALLS[me].state.load(Ordering::Acquire) == CALL_POSTED {
+            crate::cpu::unmask_irqs();
+            CALLS[me].run();
+            continue;
+        }
+        crate::cpu::wait_for_interrupt();
+        // The pending IRQ (if that is what ended the wait) is taken here.
+        crate::cpu::unmask_irqs();
+        drop(guard);
+    }
+}
+
+const CALL_IDLE: u32 = 0;
+const CALL_POSTED: u32 = 1;
+const CALL_RUNNING: u32 = 2;
+const CALL_DONE: u32 = 3;
+const CALL_FAULTED: u32 = 4;
+
+/// One CPU's call mailbox. Callers serialise on `lock`; the state word hands the call over.
+struct CallSlot {
+    lock: spin::Mutex<()>,
+    state: AtomicU32,
+    func: AtomicUsize,
+    arg: AtomicUsize,
+    ret: AtomicUsize,
+}
+
+static CALLS: [CallSlot; MAX_CPUS] = [const {
+    CallSlot {
+        lock: spin::Mutex::new(()),
+        state: AtomicU32::new(CALL_IDLE),
+        func: AtomicUsize::new(0),
+        arg: AtomicUsize::new(0),
+        ret: AtomicUsize::new(0),
+    }
+}; MAX_CPUS];
+
+impl CallSlot {
+    fn run(&self) {
+        if self
+            .state
+            .compare_exchange(CALL_POSTED, CALL_RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // withdrawn by a caller that timed out
+        }
+        let f = self.func.load(Ordering::Relaxed);
+        // SAFETY: `func` was stored from a `fn(usize) -> usize` by `post`, before the
+        // Release store of POSTED that the Acquire above synchronises with.
+        let f: fn(usize) -> usize = unsafe { core::mem::transmute::<usize, fn(usize) -> usize>(f) };
+        let r = f(self.arg.load(Ordering::Relaxed));
+        self.ret.store(r, Ordering::Relaxed);
+        self.state.store(CALL_DONE, Ordering::Release);
+    }
+}
+
+/// Why a cross-CPU call did not return a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No such CPU.
+    InvalidCpu,
+    /// The CPU is not online.
+    Offline(CpuState),
+    /// The call did not finish within [`CALL_TIMEOUT`].
+    Timeout,
+    /// The function faulted (panicked or aborted) on that CPU; the fault was reported.
+    Faulted,
+}
+
+impl core::fmt::Display for CallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InvalidCpu => write!(f, "no such CPU"),
+            Self::Offline(s) => write!(f, "CPU is {s:?}"),
+            Self::Timeout => write!(f, "call did not finish within {} ms", CALL_TIMEOUT.as_millis()),
+            Self::Faulted => write!(f, "call faulted on the target CPU"),
+        }
+    }
+}
+
+/// A call posted to another CPU, to be waited for with [`Pending::wait`].
+#[must_use = "a posted call must be waited for"]
+pub struct Pending {
+    cpu: usize,
+    guard: Option<spin::MutexGuard<'static, ()>>,
+    local: Option<usize>,
+}
+
+/// Posts `f(arg)` to run on `cpu` in its idle loop (thread context, IRQs enabled), without
+/// waiting. On the calling CPU itself, runs it at once.
+pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, CallError> {
+    if cpu >= cpu_count() {
+        return Err(CallError::InvalidCpu);
+    }
+    if cpu == crate::cpu::id() {
+        return Ok(Pending { cpu, guard: None, local: Some(f(arg)) });
+    }
+    if !is_online(cpu) {
+        return Err(CallError::Offline(state(cpu)));
+    }
+    let slot = &CALLS[cpu];
+    let guard = slot.lock.lock();
+    slot.func.store(f as usize, Ordering::Relaxed);
+    slot.arg.store(arg, Ordering::Relaxed);
+    slot.state.store(CALL_POSTED, Ordering::Release);
+    ipi::send(cpu, Message::Wake).map_err(|_| CallError::InvalidCpu)?;
+    Ok(Pending { cpu, guard: Some(guard), local: None })
+}
+
+impl Pending {
+    /// Waits for the call's result.
+    pub fn wait(mut self) -> Result<usize, CallError> {
+        if let Some(r) = self.local {
+            return Ok(r);
+        }
+        let slot = &CALLS[self.cpu];
+        let finished = wait_until(CALL_TIMEOUT, || {
+            matches!(slot.state.load(Ordering::Acquire), CALL_DONE | CALL_FAULTED)
+        });
+        let result = if finished {
+            match slot.state.load(Ordering::Acquire) {
+                CALL_DONE => Ok(slot.ret.load(Ordering::Relaxed)),
+                _ => Err(CallError::Faulted),
+            }
+        } else {
+            // Withdraw it if it has not started; a running call is left to finish on its own
+            // (it borrows nothing: a plain `fn` and a `usize`).
+            let _ = slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::AcqRel, Ordering::Relaxed);
+            return Err(CallError::Timeout);
+        };
+        slot.state.store(CALL_IDLE, Ordering::Release);
+        drop(self.guard.take());
+        result
+    }
+}
+
+/// Runs `f(arg)` on `cpu` and waits for its result.
+pub fn run_on(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<usize, CallError> {
+    post(cpu, f, arg)?.wait()
+}
+
+/// Runs `f(arg)` on every online CPU at the same time (the caller's own share last), and
+/// returns each CPU's result, `None` for CPUs that are not online.
+pub fn run_everywhere(f: fn(usize) -> usize, arg: usize) -> [Option<Result<usize, CallError>>; MAX_CPUS] {
+    let me = crate::cpu::id();
+    let mut pending: [Option<Result<Pending, CallError>>; MAX_CPUS] = [const { None }; MAX_CPUS];
+    for (cpu, p) in pending.iter_mut().enumerate().take(cpu_count()) {
+        if cpu != me && is_online(cpu) {
+            *p = Some(post(cpu, f, arg));
+        }
+    }
+    let mine = f(arg);
+    let mut out: [Option<Result<usize, CallError>>; MAX_CPUS] = [None; MAX_CPUS];
+    out[me] = Some(Ok(mine));
+    for (cpu, p) in pending.into_iter().enumerate() {
+        if let Some(p) = p {
+            out[cpu] = Some(p.and_then(Pending::wait));
+        }
+    }
+    out
+}
+
+/// Fault hook for secondary CPUs: a call in progress is marked faulted so its caller stops
+/// waiting.
+pub fn on_secondary_fault(cpu: usize) {
+    let _ = CALLS[cpu].state.compare_exchange(CALL_RUNNING, CALL_FAULTED, Ordering::AcqRel, Ordering::Relaxed);
+}

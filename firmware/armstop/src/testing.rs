@@ -1,0 +1,178 @@
+//! The on-target test harness.
+//!
+//! A test is a plain `fn()` marked `#[armstop::target_test]`; the attribute places a
+//! [`TestCase`] in the `.armstop_tests` link section, and [`run`] walks that section on the boot
+//! CPU after every CPU is up. A test fails by panicking (or faulting) on any CPU: the fault
+//! path records the first message, restarts the faulting CPU on fresh stacks (the boot CPU into
+//! the harness, a secondary into its idle loop) and the harness goes on with the next test.
+//!
+//! Console protocol, read by the host runner (`tests/runner`):
+//! ```text
+//! armstop-test: begin suite=<suite> board=<board> cpus=<n> tests=<N>
+//! armstop-test: start <name>
+//! test <name> ... ok (<N> us) | ignored: <reason> | FAILED: <message>
+//! armstop-test: end passed=<p> failed=<f> ignored=<i>
+//! ```
+//! then the image exits with status 0 if nothing failed, 1 otherwise.
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::board::{BOARD, cpu_count};
+use crate::console::LineBuf;
+use crate::println;
+use crate::time::Instant;
+
+/// One registered test.
+#[repr(C)]
+pub struct TestCase {
+    /// `module::path::name` (crate name included; stripped when printed).
+    pub name: &'static str,
+    /// The test.
+    pub func: fn(),
+}
+
+unsafe extern "C" {
+    static __armstop_tests_start: u8;
+    static __armstop_tests_end: u8;
+}
+
+/// Every test linked into this image, in link order.
+pub fn tests() -> &'static [TestCase] {
+    // SAFETY: the linker script brackets `.armstop_tests`, which only holds `TestCase` statics
+    // emitted by `#[target_test]` (8-aligned, `#[repr(C)]`), with these two symbols.
+    unsafe {
+        let start = (&raw const __armstop_tests_start).cast::<TestCase>();
+        let end = (&raw const __armstop_tests_end).cast::<TestCase>();
+        let n = (end as usize - start as usize) / core::mem::size_of::<TestCase>();
+        core::slice::from_raw_parts(start, n)
+    }
+}
+
+fn display_name(t: &TestCase) -> &'static str {
+    t.name.split_once("::").map_or(t.name, |(_, rest)| rest)
+}
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PASSED: AtomicUsize = AtomicUsize::new(0);
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+static IGNORED: AtomicUsize = AtomicUsize::new(0);
+static STARTED_AT: AtomicU64 = AtomicU64::new(0);
+
+enum Outcome {
+    None,
+    Failed(LineBuf<{ crate::fault::MESSAGE_MAX }>),
+    Ignored(LineBuf<{ crate::fault::MESSAGE_MAX }>),
+}
+
+/// The first failure (or the ignore request) of the running test.
+static OUTCOME: spin::Mutex<Outcome> = spin::Mutex::new(Outcome::None);
+
+/// Whether the harness is running tests (faults are test failures, not the end of the run).
+pub fn is_running() -> bool {
+    RUNNING.load(Ordering::Acquire)
+}
+
+/// Runs every registered test and ends the run with the result. Boot CPU only.
+pub fn run(suite: &str) -> ! {
+    println!(
+        "armstop-test: begin suite={suite} board={} cpus={} tests={}",
+        BOARD.name,
+        crate::smp::online_mask().count_ones(),
+        tests().len()
+    );
+    CURRENT.store(0, Ordering::Relaxed);
+    RUNNING.store(true, Ordering::Release);
+    run_from_current()
+}
+
+fn run_from_current() -> ! {
+    let all = tests();
+    loop {
+        let i = CURRENT.load(Ordering::Relaxed);
+        let Some(t) = all.get(i) else { break };
+        *OUTCOME.lock() = Outcome::None;
+        println!("armstop-test: start {}", display_name(t));
+        STARTED_AT.store(Instant::now().ticks(), Ordering::Relaxed);
+        (t.func)();
+        finish_current();
+    }
+    RUNNING.store(false, Ordering::Release);
+    let (p, f, ig) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed), IGNORED.load(Ordering::Relaxed));
+    println!("armstop-test: end passed={p} failed={f} ignored={ig}");
+    crate::power::exit(if f == 0 { 0 } else { 1 })
+}
+
+/// Reports the current test by what was recorded for it, and moves on.
+fn finish_current() {
+    let i = CURRENT.load(Ordering::Relaxed);
+    let name = display_name(&tests()[i]);
+    let start = STARTED_AT.load(Ordering::Relaxed);
+    let us = crate::time::Instant::now().ticks().saturating_sub(start) * 1_000_000 / crate::time::frequency().max(1);
+    match &*OUTCOME.lock() {
+        Outcome::None => {
+            PASSED.fetch_add(1, Ordering::Relaxed);
+            println!("test {name} ... ok ({us} us)");
+        }
+        Outcome::Failed(m) => {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+            println!("test {name} ... FAILED: {}", m.as_str());
+        }
+        Outcome::Ignored(r) => {
+            IGNORED.fetch_add(1, Ordering::Relaxed);
+            println!("test {name} ... ignored: {}", r.as_str());
+        }
+    }
+    CURRENT.store(i + 1, Ordering::Relaxed);
+}
+
+fn record(outcome: Outcome) {
+    let mut o = OUTCOME.lock();
+    // The first failure is the cause; later ones (e.g. the caller's unwrap of a faulted call)
+    // are consequences.
+    if matches!(*o, Outcome::None) {
+        *o = outcome;
+    }
+}
+
+/// Fault hook from [`crate::fault::fatal`]: fails the running test and restarts `cpu`.
+pub fn on_fault(cpu: usize, message: &str) -> ! {
+    let mut m = LineBuf::new();
+    let _ = m.write_str(message.lines().next().unwrap_or(""));
+    record(Outcome::Failed(m));
+    if cpu == 0 {
+        crate::arch::boot::restart_on(0, resume_harness)
+    }
+    crate::smp::on_secondary_fault(cpu);
+    crate::arch::boot::restart_on(cpu, crate::smp::idle_entry)
+}
+
+extern "C" fn resume_harness() -> ! {
+    crate::cpu::unmask_irqs();
+    finish_current();
+    run_from_current()
+}
+
+/// Ends the running test as ignored, with the reason printed. Boot CPU only; never returns.
+pub fn ignore(reason: core::fmt::Arguments<'_>) -> ! {
+    assert_eq!(crate::cpu::id(), 0, "testing::ignore called off the boot CPU");
+    let mut r = LineBuf::new();
+    let _ = r.write_fmt(reason);
+    record(Outcome::Ignored(r));
+    crate::arch::boot::restart_on(0, resume_harness)
+}
+
+/// Number of CPUs the tests can use.
+pub fn online_cpus() -> usize {
+    crate::smp::online_mask().count_ones() as usize
+}
+
+/// Asserts that every CPU of the board is online (most multi-CPU tests need them all).
+pub fn require_all_cpus() {
+    assert_eq!(
+        crate::smp::online_mask(),
+        (1u64 << cpu_count()) - 1,
+        "not every CPU is online"
+    );
+}
