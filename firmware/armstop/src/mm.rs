@@ -214,26 +214,31 @@ pub fn clean_dcache_range(start: usize, len: usize) {
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
-/// Translates `va` for a read at EL1 with `AT S1E1R`: the physical address, or `None` if the
-/// access would fault. Used by tests to check the map the hardware actually walks.
-pub fn translate_read(va: u64) -> Option<u64> {
+fn at(va: u64, write: bool) -> u64 {
     let par: u64;
     let _irq = crate::cpu::mask_irqs();
-    // SAFETY: address translation instruction; PAR_EL1 is per-CPU and IRQs are masked so no
-    // handler overwrites it between the two instructions.
+    // SAFETY: address translation instructions only write PAR_EL1, which is per-CPU; IRQs
+    // are masked so no handler overwrites it between the two instructions.
     unsafe {
-        core::arch::asm!("at s1e1r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack))
-    };
+        if write {
+            core::arch::asm!("at s1e1w, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack));
+        } else {
+            core::arch::asm!("at s1e1r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack));
+        }
+    }
+    par
+}
+
+/// Translates `va` for an EL1 read (`write == false`) or write, as the MMU does now: the
+/// physical address, or `None` if that access would fault. Tests use it to check the map the
+/// hardware actually walks.
+pub fn translate(va: u64, write: bool) -> Option<u64> {
+    let par = at(va, write);
     if par & 1 != 0 { None } else { Some((par & 0x0000_ffff_ffff_f000) | (va & 0xfff)) }
 }
 
-/// The memory attribute (MAIR byte) `AT S1E1R` reports for `va`, if mapped.
+/// The memory attribute (MAIR byte) the MMU uses for `va`, if it is mapped.
 pub fn attribute_of(va: u64) -> Option<u8> {
-    let par: u64;
-    let _irq = crate::cpu::mask_irqs();
-    // SAFETY: as in `translate_read`.
-    unsafe {
-        core::arch::asm!("at s1e1r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack))
-    };
+    let par = at(va, false);
     if par & 1 != 0 { None } else { Some((par >> 56) as u8) }
 }

@@ -1,0 +1,69 @@
+//! Boot: every CPU came up through CPU_ON at the expected EL with the right identity.
+
+use armstop::board::{BOARD, cpu_count};
+use armstop::psci::Conduit;
+use armstop::smp::{self, CpuState, StartError};
+use armstop::target_test;
+use armstop::testing::require_all_cpus;
+
+#[target_test]
+fn every_cpu_online() {
+    require_all_cpus();
+    for cpu in 0..cpu_count() {
+        assert_eq!(smp::state(cpu), CpuState::Online, "cpu{cpu}");
+    }
+}
+
+#[target_test]
+fn mpidrs_match_board_table() {
+    for cpu in 0..cpu_count() {
+        assert_eq!(smp::seen_mpidr(cpu), Some(BOARD.cpus[cpu]), "cpu{cpu} reported a different MPIDR");
+    }
+}
+
+fn read_identity(_: usize) -> usize {
+    (armstop::cpu::id() << 32) | (BOARD.logical_id(armstop::cpu::mpidr()).unwrap_or(0xffff) << 16) | armstop::cpu::current_el() as usize
+}
+
+#[target_test]
+fn logical_id_and_el_on_every_cpu() {
+    for cpu in 0..cpu_count() {
+        let v = smp::run_on(cpu, read_identity, 0).expect("call");
+        assert_eq!(v >> 32, cpu, "TPIDR_EL1 on cpu{cpu}");
+        assert_eq!((v >> 16) & 0xffff, cpu, "MPIDR table lookup on cpu{cpu}");
+        assert_eq!(v & 0xffff, 1, "cpu{cpu} runs at EL1");
+    }
+}
+
+#[target_test]
+fn all_cpus_entered_at_the_same_el_and_conduit_matches() {
+    let el = smp::boot_el(0);
+    assert!(el == 1 || el == 2, "boot EL {el}");
+    for cpu in 0..cpu_count() {
+        assert_eq!(smp::boot_el(cpu), el, "cpu{cpu} entered at a different EL");
+    }
+    let expected = if el == 2 { Conduit::Smc } else { Conduit::Hvc };
+    assert_eq!(armstop::psci::conduit(), expected);
+}
+
+fn vbar(_: usize) -> usize {
+    use aarch64_cpu::registers::{Readable, VBAR_EL1};
+    VBAR_EL1.get() as usize
+}
+
+#[target_test]
+fn vectors_installed_on_every_cpu() {
+    let want = armstop::arch::exception::vectors_address() as usize;
+    assert_eq!(want % 2048, 0, "vector table alignment");
+    for cpu in 0..cpu_count() {
+        assert_eq!(smp::run_on(cpu, vbar, 0).expect("call"), want, "cpu{cpu}");
+    }
+}
+
+#[target_test]
+fn starting_an_online_cpu_is_refused() {
+    assert_eq!(smp::start_cpu(1), Err(StartError::NotOff(CpuState::Online)));
+    assert_eq!(smp::start_cpu(0), Err(StartError::NotOff(CpuState::Online)));
+    assert_eq!(smp::start_cpu(cpu_count()), Err(StartError::InvalidCpu));
+    assert_eq!(smp::state(1), CpuState::Online, "the refusal changed nothing");
+}

@@ -1,0 +1,14 @@
+//! armstop's on-target suite: boot, memory map, timer, GIC and SGIs, PSCI, console and
+//! cross-CPU calls, on every machine of the runner's matrix.
+#![no_std]
+#![no_main]
+
+armstop::test_main!("suite");
+
+mod boot;
+mod console;
+mod gic;
+mod mm;
+mod psci;
+mod smp;
+mod time;
