@@ -1,0 +1,57 @@
+# armstop recipes. `./bootstrap.sh <recipe>` installs what is missing, then runs the recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Firmware toolchain: a cargo/rustc pair with the library sources -Zbuild-std needs.
+# Debian's rustc-web/cargo-web/rust-web-src (1.96) by default; elsewhere point these at a
+# nightly with rust-src, e.g. ARMSTOP_CARGO=$(rustup which --toolchain nightly cargo).
+fw_cargo := env("ARMSTOP_CARGO", if path_exists("/usr/bin/cargo") == "true" { "/usr/bin/cargo" } else { "cargo" })
+fw_rustc := env("ARMSTOP_RUSTC", if path_exists("/usr/bin/rustc") == "true" { "/usr/bin/rustc" } else { "rustc" })
+fw_target := "aarch64-unknown-none-softfloat"
+fw_dir := justfile_directory() / "target" / "firmware"
+images := fw_dir / fw_target / "debug"
+runner := justfile_directory() / "target" / "debug" / "armstop-runner"
+junit := justfile_directory() / "target" / "junit.xml"
+
+# Boot the firmware on QEMU virt (GICv2 and GICv3): 4 cores through PSCI CPU_ON, the SGI matrix.
+run machines="virt-gicv2 virt-gicv3": build
+    for m in {{machines}}; do \
+      echo "### armstop on $m"; \
+      {{runner}} boot --machine "$m" --timeout 120 {{images}}/armstop; \
+    done
+
+# Every test: host unit tests, then the on-target suite and harness self-tests on the QEMU matrix.
+test: build
+    cargo test --workspace --quiet
+    {{runner}} test --junit {{junit}} --log-dir target/qemu-logs \
+      --suite {{images}}/suite \
+      --selftest-fail {{images}}/selftest-fail \
+      --selftest-hang {{images}}/selftest-hang
+
+# Build the firmware images and the host runner.
+build: build-firmware
+    cargo build --quiet -p armstop-runner
+
+# Build the firmware images (main image and test images).
+build-firmware:
+    RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet \
+      --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
+      --target-dir {{fw_dir}} -p armstop -p armstop-target-tests
+
+# Boot an image halted, waiting for GDB on :1234 (e.g. `just gdb virt-gicv3 suite`).
+gdb machine="virt-gicv3" image="armstop": build
+    {{runner}} boot --machine {{machine}} --gdb {{images}}/{{image}}
+
+# Formatting and lints: rustfmt everywhere, clippy on the host crates, warnings denied on the firmware.
+check:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    RUSTFLAGS="-D warnings -C link-arg=-Tarmstop.ld -C force-frame-pointers=yes" just build-firmware
+
+# List the QEMU machines the runner knows.
+machines: build
+    {{runner}} machines
+
+# Install the toolchain, QEMU and just (idempotent; prints what it installs).
+setup:
+    bash scripts/setup.sh
