@@ -22,7 +22,7 @@ run machines="virt-gicv2 virt-gicv3": build
 
 # Every test: host unit tests, then the on-target suite and harness self-tests on the QEMU matrix.
 test: build
-    cargo test --workspace --quiet
+    cargo test --quiet
     {{runner}} test --junit {{junit}} --log-dir target/qemu-logs \
       --suite {{images}}/suite \
       --selftest-fail {{images}}/selftest-fail \
@@ -45,7 +45,7 @@ gdb machine="virt-gicv3" image="armstop": build
 # Formatting and lints: rustfmt everywhere, clippy on the host crates, warnings denied on the firmware.
 check:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy --all-targets --quiet -- -D warnings
     RUSTFLAGS="-D warnings -C link-arg=-Tarmstop.ld -C force-frame-pointers=yes" just build-firmware
 
 # List the QEMU machines the runner knows.
