@@ -13,6 +13,9 @@
 
 pub mod qemu_virt;
 
+/// Every board armstop supports.
+pub const ALL: &[Board] = &[qemu_virt::BOARD];
+
 /// Most CPUs any board may have; sizes the per-CPU tables (stacks, mailboxes) in the firmware.
 pub const MAX_CPUS: usize = 8;
 
@@ -204,7 +207,8 @@ impl Board {
             }
         }
         for (i, r) in self.memory.iter().enumerate() {
-            if r.size == 0 || r.base % PAGE_SIZE != 0 || r.size % PAGE_SIZE != 0 {
+            if r.size == 0 || !r.base.is_multiple_of(PAGE_SIZE) || !r.size.is_multiple_of(PAGE_SIZE)
+            {
                 return Err(BoardError::Misaligned(r.name));
             }
             for o in &self.memory[..i] {
@@ -213,11 +217,13 @@ impl Board {
                 }
             }
         }
-        let in_ram = |a: u64| self.memory.iter().any(|r| r.kind == MemoryKind::Normal && r.contains(a, PAGE_SIZE));
+        let in_ram = |a: u64| {
+            self.memory.iter().any(|r| r.kind == MemoryKind::Normal && r.contains(a, PAGE_SIZE))
+        };
         if !self.memory.iter().any(|r| r.kind == MemoryKind::Normal) {
             return Err(BoardError::NoRam);
         }
-        if self.load_address % PAGE_SIZE != 0 || !in_ram(self.load_address) {
+        if !self.load_address.is_multiple_of(PAGE_SIZE) || !in_ram(self.load_address) {
             return Err(BoardError::LoadAddress(self.load_address));
         }
         for (name, addr) in self.devices() {
@@ -237,8 +243,10 @@ impl Board {
 mod tests {
     use super::*;
 
-    const RAM: Region = Region { name: "ram", base: 0x4000_0000, size: 0x4000_0000, kind: MemoryKind::Normal };
-    const DEV: Region = Region { name: "dev", base: 0x0800_0000, size: 0x0200_0000, kind: MemoryKind::Device };
+    const RAM: Region =
+        Region { name: "ram", base: 0x4000_0000, size: 0x4000_0000, kind: MemoryKind::Normal };
+    const DEV: Region =
+        Region { name: "dev", base: 0x0800_0000, size: 0x0200_0000, kind: MemoryKind::Device };
 
     fn board(cpus: &'static [u64], memory: &'static [Region]) -> Board {
         Board {
@@ -255,7 +263,7 @@ mod tests {
 
     #[test]
     fn builtin_boards_are_valid() {
-        for b in [qemu_virt::BOARD] {
+        for b in ALL {
             assert_eq!(b.validate(), Ok(()), "{}", b.name);
         }
     }
@@ -274,16 +282,25 @@ mod tests {
         assert_eq!(board(&[], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(0)));
         assert_eq!(board(&[0; 9], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(9)));
         assert_eq!(board(&[1, 2, 1], &[RAM, DEV]).validate(), Err(BoardError::BadMpidr(1)));
-        assert_eq!(board(&[0x8000_0000], &[RAM, DEV]).validate(), Err(BoardError::BadMpidr(0x8000_0000)));
+        assert_eq!(
+            board(&[0x8000_0000], &[RAM, DEV]).validate(),
+            Err(BoardError::BadMpidr(0x8000_0000))
+        );
     }
 
     #[test]
     fn rejects_bad_memory_maps() {
-        const ODD: Region = Region { name: "odd", base: 0x1000_0800, size: 0x1000, kind: MemoryKind::Normal };
-        const OVER: Region = Region { name: "over", base: 0x7fff_f000, size: 0x2000, kind: MemoryKind::Normal };
-        const NODEV: Region = Region { name: "dev", base: 0x0800_0000, size: 0x1000, kind: MemoryKind::Device };
+        const ODD: Region =
+            Region { name: "odd", base: 0x1000_0800, size: 0x1000, kind: MemoryKind::Normal };
+        const OVER: Region =
+            Region { name: "over", base: 0x7fff_f000, size: 0x2000, kind: MemoryKind::Normal };
+        const NODEV: Region =
+            Region { name: "dev", base: 0x0800_0000, size: 0x1000, kind: MemoryKind::Device };
         assert_eq!(board(&[0], &[RAM, DEV, ODD]).validate(), Err(BoardError::Misaligned("odd")));
-        assert_eq!(board(&[0], &[RAM, DEV, OVER]).validate(), Err(BoardError::Overlap("ram", "over")));
+        assert_eq!(
+            board(&[0], &[RAM, DEV, OVER]).validate(),
+            Err(BoardError::Overlap("ram", "over"))
+        );
         assert_eq!(board(&[0], &[DEV]).validate(), Err(BoardError::NoRam));
         let mut b = board(&[0], &[RAM, DEV]);
         b.load_address = 0x0900_0000;

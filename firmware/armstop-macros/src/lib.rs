@@ -13,7 +13,9 @@ pub fn target_test(attr: TokenStream, item: TokenStream) -> TokenStream {
         return error("#[target_test] takes no arguments");
     }
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
-    let Some(pos) = tokens.iter().position(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "fn")) else {
+    let Some(pos) =
+        tokens.iter().position(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "fn"))
+    else {
         return error("#[target_test] applies to functions");
     };
     let Some(TokenTree::Ident(name)) = tokens.get(pos + 1) else {
@@ -23,7 +25,8 @@ pub fn target_test(attr: TokenStream, item: TokenStream) -> TokenStream {
         return error("#[target_test] functions cannot be async");
     }
     match tokens.get(pos + 2) {
-        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis && g.stream().is_empty() => {}
+        Some(TokenTree::Group(g))
+            if g.delimiter() == Delimiter::Parenthesis && g.stream().is_empty() => {}
         Some(TokenTree::Punct(p)) if p.as_char() == '<' => {
             return error("#[target_test] functions cannot be generic");
         }

@@ -52,7 +52,9 @@ fn send_row(_: usize) -> usize {
                 continue; // lost: shows as a short count
             }
             DELIVERED[me][dst].fetch_add(1, Ordering::Relaxed);
-            if gic::version() == gic::Version::V2 && gic::sgi_last_source(dst, SGI_MATRIX) != Some(me) {
+            if gic::version() == gic::Version::V2
+                && gic::sgi_last_source(dst, SGI_MATRIX) != Some(me)
+            {
                 WRONG_SOURCE[me][dst].fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -74,7 +76,8 @@ pub fn run_matrix() -> Matrix {
             log::error!("matrix row of cpu{src}: {e}");
         }
     }
-    let mut m = Matrix { delivered: [[0; MAX_CPUS]; MAX_CPUS], wrong_source: [[0; MAX_CPUS]; MAX_CPUS] };
+    let mut m =
+        Matrix { delivered: [[0; MAX_CPUS]; MAX_CPUS], wrong_source: [[0; MAX_CPUS]; MAX_CPUS] };
     for s in 0..MAX_CPUS {
         for d in 0..MAX_CPUS {
             m.delivered[s][d] = DELIVERED[s][d].load(Ordering::Relaxed);
@@ -88,7 +91,10 @@ pub fn run_matrix() -> Matrix {
 pub fn sgi_matrix() {
     let n = cpu_count();
     let m = run_matrix();
-    println!("SGI delivery matrix ({:?}, {MATRIX_ROUNDS} SGIs per pair; rows send, columns receive):", gic::version());
+    println!(
+        "SGI delivery matrix ({:?}, {MATRIX_ROUNDS} SGIs per pair; rows send, columns receive):",
+        gic::version()
+    );
     let mut header = crate::console::LineBuf::<128>::new();
     let _ = core::fmt::Write::write_str(&mut header, "          ");
     for d in 0..n {
@@ -109,7 +115,10 @@ pub fn sgi_matrix() {
         }
         println!("{}", line.as_str());
     }
-    println!("SGI matrix: {}", if full { "complete (every pair delivered every SGI)" } else { "INCOMPLETE" });
+    println!(
+        "SGI matrix: {}",
+        if full { "complete (every pair delivered every SGI)" } else { "INCOMPLETE" }
+    );
 }
 
 /// Round trips of a ping (boot CPU → `cpu`) answered by a pong, `rounds` times; returns the
@@ -145,7 +154,10 @@ pub fn ping_pong() {
                 best.as_nanos(),
                 mean.as_nanos()
             ),
-            None => println!("SGI ping-pong cpu0 <-> cpu{cpu}: LOST (no answer within {} ms)", DELIVERY_TIMEOUT.as_millis()),
+            None => println!(
+                "SGI ping-pong cpu0 <-> cpu{cpu}: LOST (no answer within {} ms)",
+                DELIVERY_TIMEOUT.as_millis()
+            ),
         }
     }
 }

@@ -42,7 +42,13 @@ pub fn fatal(args: fmt::Arguments<'_>) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     match info.location() {
-        Some(l) => fatal(format_args!("panicked at {}:{}:{}: {}", l.file(), l.line(), l.column(), info.message())),
+        Some(l) => fatal(format_args!(
+            "panicked at {}:{}:{}: {}",
+            l.file(),
+            l.line(),
+            l.column(),
+            info.message()
+        )),
         None => fatal(format_args!("panicked: {}", info.message())),
     }
 }

@@ -141,7 +141,10 @@ pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
     }
     // SAFETY: linker-script symbols; only their addresses are taken.
     let (text, rodata) = unsafe {
-        ((symbol(&__text_start), symbol(&__text_end)), (symbol(&__rodata_start), symbol(&__rodata_end)))
+        (
+            (symbol(&__text_start), symbol(&__text_end)),
+            (symbol(&__rodata_start), symbol(&__rodata_end)),
+        )
     };
     map.set(text.0, text.1 - text.0, Kind::Code).map_err(|e| MmError::Map(".text", e))?;
     if rodata.1 > rodata.0 {
@@ -162,7 +165,10 @@ pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
     };
     // The tables were written with the MMU (and so the data cache) off: drop any stale lines
     // that could shadow them once walks and loads become cacheable.
-    invalidate_dcache_range((&raw const TABLES) as usize, core::mem::size_of::<[Table; TABLE_POOL]>());
+    invalidate_dcache_range(
+        (&raw const TABLES) as usize,
+        core::mem::size_of::<[Table; TABLE_POOL]>(),
+    );
     // SAFETY: single CPU, once (see above).
     unsafe { CONFIG = config };
     // SAFETY: the map covers the board's memory and the image with the attributes the code

@@ -43,14 +43,9 @@ pub struct BootArgs {
     pub mair: u64,
 }
 
-static mut BOOT_ARGS: [BootArgs; MAX_CPUS] = [BootArgs {
-    cpu: 0,
-    exception_stack_top: 0,
-    thread_stack_top: 0,
-    ttbr0: 0,
-    tcr: 0,
-    mair: 0,
-}; MAX_CPUS];
+static mut BOOT_ARGS: [BootArgs; MAX_CPUS] =
+    [BootArgs { cpu: 0, exception_stack_top: 0, thread_stack_top: 0, ttbr0: 0, tcr: 0, mair: 0 };
+        MAX_CPUS];
 
 /// A CPU's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,7 +201,11 @@ impl core::fmt::Display for StartError {
                 psci::error_name(e)
             ),
             Self::Psci(e @ psci::Error::OnPending) => {
-                write!(f, "PSCI CPU_ON: {} ({e:?}): an earlier CPU_ON is still in progress", psci::error_name(e))
+                write!(
+                    f,
+                    "PSCI CPU_ON: {} ({e:?}): an earlier CPU_ON is still in progress",
+                    psci::error_name(e)
+                )
             }
             Self::Psci(e @ psci::Error::InvalidParameters) => write!(
                 f,
@@ -217,10 +216,18 @@ impl core::fmt::Display for StartError {
                 write!(f, "PSCI CPU_ON: {} ({e:?}): entry point rejected", psci::error_name(e))
             }
             Self::Psci(e @ psci::Error::Denied) => {
-                write!(f, "PSCI CPU_ON: {} ({e:?}): firmware does not allow it", psci::error_name(e))
+                write!(
+                    f,
+                    "PSCI CPU_ON: {} ({e:?}): firmware does not allow it",
+                    psci::error_name(e)
+                )
             }
             Self::Psci(e) => write!(f, "PSCI CPU_ON: {} ({e:?})", psci::error_name(e)),
-            Self::Timeout(t) => write!(f, "CPU_ON accepted but the CPU did not report in within {} ms", t.as_millis()),
+            Self::Timeout(t) => write!(
+                f,
+                "CPU_ON accepted but the CPU did not report in within {} ms",
+                t.as_millis()
+            ),
         }
     }
 }
@@ -257,7 +264,9 @@ pub fn start_cpu(cpu: usize) -> Result<Duration, StartError> {
     };
     crate::mm::clean_dcache_range(p as usize, core::mem::size_of::<BootArgs>());
     let t0 = Instant::now();
-    if let Err(e) = psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), p as u64) {
+    if let Err(e) =
+        psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), p as u64)
+    {
         set_state(cpu, CpuState::Failed);
         return Err(StartError::Psci(e));
     }
@@ -381,7 +390,9 @@ impl core::fmt::Display for CallError {
         match self {
             Self::InvalidCpu => write!(f, "no such CPU"),
             Self::Offline(s) => write!(f, "CPU is {s:?}"),
-            Self::Timeout => write!(f, "call did not finish within {} ms", CALL_TIMEOUT.as_millis()),
+            Self::Timeout => {
+                write!(f, "call did not finish within {} ms", CALL_TIMEOUT.as_millis())
+            }
             Self::Faulted => write!(f, "call faulted on the target CPU"),
         }
     }
@@ -434,7 +445,12 @@ impl Pending {
         } else {
             // Withdraw it if it has not started; a running call is left to finish on its own
             // (it borrows nothing: a plain `fn` and a `usize`).
-            let _ = slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::AcqRel, Ordering::Relaxed);
+            let _ = slot.state.compare_exchange(
+                CALL_POSTED,
+                CALL_IDLE,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
             return Err(CallError::Timeout);
         };
         slot.state.store(CALL_IDLE, Ordering::Release);
@@ -450,7 +466,10 @@ pub fn run_on(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<usize, Ca
 
 /// Runs `f(arg)` on every online CPU at the same time (the caller's own share last), and
 /// returns each CPU's result, `None` for CPUs that are not online.
-pub fn run_everywhere(f: fn(usize) -> usize, arg: usize) -> [Option<Result<usize, CallError>>; MAX_CPUS] {
+pub fn run_everywhere(
+    f: fn(usize) -> usize,
+    arg: usize,
+) -> [Option<Result<usize, CallError>>; MAX_CPUS] {
     let me = crate::cpu::id();
     let mut pending: [Option<Result<Pending, CallError>>; MAX_CPUS] = [const { None }; MAX_CPUS];
     for (cpu, p) in pending.iter_mut().enumerate().take(cpu_count()) {
@@ -472,5 +491,10 @@ pub fn run_everywhere(f: fn(usize) -> usize, arg: usize) -> [Option<Result<usize
 /// Fault hook for secondary CPUs: a call in progress is marked faulted so its caller stops
 /// waiting.
 pub fn on_secondary_fault(cpu: usize) {
-    let _ = CALLS[cpu].state.compare_exchange(CALL_RUNNING, CALL_FAULTED, Ordering::AcqRel, Ordering::Relaxed);
+    let _ = CALLS[cpu].state.compare_exchange(
+        CALL_RUNNING,
+        CALL_FAULTED,
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
 }

@@ -99,7 +99,11 @@ fn run_from_current() -> ! {
         finish_current();
     }
     RUNNING.store(false, Ordering::Release);
-    let (p, f, ig) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed), IGNORED.load(Ordering::Relaxed));
+    let (p, f, ig) = (
+        PASSED.load(Ordering::Relaxed),
+        FAILED.load(Ordering::Relaxed),
+        IGNORED.load(Ordering::Relaxed),
+    );
     println!("armstop-test: end passed={p} failed={f} ignored={ig}");
     crate::power::exit(if f == 0 { 0 } else { 1 })
 }
@@ -109,7 +113,8 @@ fn finish_current() {
     let i = CURRENT.load(Ordering::Relaxed);
     let name = display_name(&tests()[i]);
     let start = STARTED_AT.load(Ordering::Relaxed);
-    let us = crate::time::Instant::now().ticks().saturating_sub(start) * 1_000_000 / crate::time::frequency().max(1);
+    let us = crate::time::Instant::now().ticks().saturating_sub(start) * 1_000_000
+        / crate::time::frequency().max(1);
     match &*OUTCOME.lock() {
         Outcome::None => {
             PASSED.fetch_add(1, Ordering::Relaxed);
@@ -170,9 +175,5 @@ pub fn online_cpus() -> usize {
 
 /// Asserts that every CPU of the board is online (most multi-CPU tests need them all).
 pub fn require_all_cpus() {
-    assert_eq!(
-        crate::smp::online_mask(),
-        (1u64 << cpu_count()) - 1,
-        "not every CPU is online"
-    );
+    assert_eq!(crate::smp::online_mask(), (1u64 << cpu_count()) - 1, "not every CPU is online");
 }

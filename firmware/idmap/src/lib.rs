@@ -164,7 +164,7 @@ impl<'a> IdMap<'a> {
 
     /// Maps `[base, base + size)` one-to-one as `kind`, replacing whatever was mapped there.
     pub fn set(&mut self, base: u64, size: u64, kind: Kind) -> Result<(), MapError> {
-        if size == 0 || base % PAGE != 0 || size % PAGE != 0 {
+        if size == 0 || !base.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) {
             return Err(MapError::Misaligned { base, size });
         }
         if base.checked_add(size).is_none_or(|end| end > VA_LIMIT) {
@@ -173,7 +173,14 @@ impl<'a> IdMap<'a> {
         self.set_in(0, 1, base, base + size, kind)
     }
 
-    fn set_in(&mut self, table: usize, level: usize, start: u64, end: u64, kind: Kind) -> Result<(), MapError> {
+    fn set_in(
+        &mut self,
+        table: usize,
+        level: usize,
+        start: u64,
+        end: u64,
+        kind: Kind,
+    ) -> Result<(), MapError> {
         let size = entry_size(level);
         let mut addr = start;
         while addr < end {
@@ -195,7 +202,8 @@ impl<'a> IdMap<'a> {
                     let next = self.alloc()?;
                     let child = entry_size(level + 1);
                     for i in 0..ENTRIES {
-                        self.pool[next].0[i] = Self::leaf(level + 1, entry_base + i as u64 * child, was);
+                        self.pool[next].0[i] =
+                            Self::leaf(level + 1, entry_base + i as u64 * child, was);
                     }
                     let table_addr = &self.pool[next] as *const Table as u64;
                     self.pool[table].0[idx] = table_addr | VALID | TABLE_OR_PAGE;
@@ -291,7 +299,11 @@ mod tests {
         assert_eq!(m.translate(G + 0x8_2fff), Some((G + 0x8_2fff, Kind::Code)));
         assert_eq!(m.translate(G + 0x8_3000), None, "guard page");
         assert_eq!(m.translate(G + 0x8_4000), Some((G + 0x8_4000, Kind::Data)));
-        assert_eq!(m.translate(G + G - 1), Some((G + G - 1, Kind::Data)), "rest of the split block");
+        assert_eq!(
+            m.translate(G + G - 1),
+            Some((G + G - 1, Kind::Data)),
+            "rest of the split block"
+        );
         assert_eq!(m.tables_used(), 3);
     }
 
@@ -325,10 +337,22 @@ mod tests {
     fn bad_ranges_are_refused() {
         let mut p = pool();
         let mut m = IdMap::new(&mut p).unwrap();
-        assert_eq!(m.set(0x800, 0x1000, Kind::Data), Err(MapError::Misaligned { base: 0x800, size: 0x1000 }));
-        assert_eq!(m.set(0x1000, 0, Kind::Data), Err(MapError::Misaligned { base: 0x1000, size: 0 }));
-        assert_eq!(m.set(VA_LIMIT - PAGE, 2 * PAGE, Kind::Data), Err(MapError::OutOfRange { base: VA_LIMIT - PAGE, size: 2 * PAGE }));
-        assert_eq!(m.set(u64::MAX - 0xfff, PAGE, Kind::Data), Err(MapError::OutOfRange { base: u64::MAX - 0xfff, size: PAGE }));
+        assert_eq!(
+            m.set(0x800, 0x1000, Kind::Data),
+            Err(MapError::Misaligned { base: 0x800, size: 0x1000 })
+        );
+        assert_eq!(
+            m.set(0x1000, 0, Kind::Data),
+            Err(MapError::Misaligned { base: 0x1000, size: 0 })
+        );
+        assert_eq!(
+            m.set(VA_LIMIT - PAGE, 2 * PAGE, Kind::Data),
+            Err(MapError::OutOfRange { base: VA_LIMIT - PAGE, size: 2 * PAGE })
+        );
+        assert_eq!(
+            m.set(u64::MAX - 0xfff, PAGE, Kind::Data),
+            Err(MapError::OutOfRange { base: u64::MAX - 0xfff, size: PAGE })
+        );
     }
 
     #[test]
@@ -347,7 +371,6 @@ mod tests {
         m.set(G, G, Kind::Data).unwrap();
         m.set(0, PAGE, Kind::Device).unwrap();
         let root = m.root_address();
-        drop(m);
         // Level 1 block for 1 GiB..2 GiB: bits 1:0 = 0b01, output address in 47:30.
         assert_eq!(p[0].0[1] & 0b11, 0b01);
         assert_eq!(p[0].0[1] & ADDR_MASK, G);

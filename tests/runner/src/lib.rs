@@ -111,7 +111,12 @@ pub fn qemu_args(m: &Machine, image: &Path, log: Option<&Path>) -> Vec<String> {
         }
     }
     if let Some(log) = log {
-        a.extend(["-d".into(), "guest_errors,unimp".into(), "-D".into(), log.display().to_string()]);
+        a.extend([
+            "-d".into(),
+            "guest_errors,unimp".into(),
+            "-D".into(),
+            log.display().to_string(),
+        ]);
     }
     a
 }
@@ -152,7 +157,8 @@ pub struct ImageReport {
 impl ImageReport {
     /// Whether every test passed (or was ignored) and the run was sound.
     pub fn passed(&self) -> bool {
-        self.problems.is_empty() && self.tests.iter().all(|t| !matches!(t.status, Status::Failed(_)))
+        self.problems.is_empty()
+            && self.tests.iter().all(|t| !matches!(t.status, Status::Failed(_)))
     }
 }
 
@@ -254,7 +260,10 @@ pub const SELFTEST_FAIL: &[Expectation] = &[
     Expectation { test: "selftest::passes", fails_with: None },
     Expectation { test: "selftest::assert_fails", fails_with: Some(&["assertion"]) },
     Expectation { test: "selftest::panics_on_boot_core", fails_with: Some(&["panicked at"]) },
-    Expectation { test: "selftest::panics_on_secondary", fails_with: Some(&["cpu1", "panicked at"]) },
+    Expectation {
+        test: "selftest::panics_on_secondary",
+        fails_with: Some(&["cpu1", "panicked at"]),
+    },
     Expectation { test: "selftest::data_abort", fails_with: Some(&["Data Abort", "FAR"]) },
     Expectation { test: "selftest::stack_overflow", fails_with: Some(&["stack overflow"]) },
 ];
@@ -345,7 +354,12 @@ pub fn junit_xml(suites: &[JunitSuite]) -> String {
             s.tests.len()
         );
         for t in &s.tests {
-            let _ = write!(x, "    <testcase classname=\"{}\" name=\"{}\"", xml_escape(&s.name), xml_escape(&t.name));
+            let _ = write!(
+                x,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml_escape(&s.name),
+                xml_escape(&t.name)
+            );
             match &t.status {
                 Status::Ok => x.push_str("/>\n"),
                 Status::Failed(m) => {
@@ -405,18 +419,50 @@ armstop-test: end passed=1 failed=1 ignored=1";
     fn protocol_errors_are_failures() {
         let cases: &[(&str, Exit, &str)] = &[
             ("cpu0 INFO nothing", Exit::Code(Some(0)), "never began"),
-            ("armstop-test: begin suite=s\ntest m::t ... ok (1 us)", Exit::Code(Some(0)), "no `armstop-test: end`"),
-            ("armstop-test: begin suite=s\ntest m::t ... ok (1 us)\narmstop-test: end passed=2 failed=0 ignored=0", Exit::Code(Some(0)), "end line says"),
-            ("armstop-test: begin suite=s\narmstop-test: start m::t\ntest m::t ... FAILED: x\narmstop-test: end passed=0 failed=1 ignored=0", Exit::Code(Some(0)), "exited 0 although"),
-            ("armstop-test: begin suite=s\narmstop-test: start m::t\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0", Exit::Code(Some(3)), "exited 3 although"),
-            ("armstop-test: begin suite=s\narmstop-test: start m::t", Exit::TimedOut(5), "timed out after 5 s"),
-            ("armstop-test: begin suite=s\narmstop-test: start m::t", Exit::Code(None), "killed by a signal"),
-            ("armstop-test: begin suite=s\narmstop-test: end passed=x", Exit::Code(Some(0)), "malformed end"),
+            (
+                "armstop-test: begin suite=s\ntest m::t ... ok (1 us)",
+                Exit::Code(Some(0)),
+                "no `armstop-test: end`",
+            ),
+            (
+                "armstop-test: begin suite=s\ntest m::t ... ok (1 us)\narmstop-test: end passed=2 failed=0 ignored=0",
+                Exit::Code(Some(0)),
+                "end line says",
+            ),
+            (
+                "armstop-test: begin suite=s\narmstop-test: start m::t\ntest m::t ... FAILED: x\narmstop-test: end passed=0 failed=1 ignored=0",
+                Exit::Code(Some(0)),
+                "exited 0 although",
+            ),
+            (
+                "armstop-test: begin suite=s\narmstop-test: start m::t\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0",
+                Exit::Code(Some(3)),
+                "exited 3 although",
+            ),
+            (
+                "armstop-test: begin suite=s\narmstop-test: start m::t",
+                Exit::TimedOut(5),
+                "timed out after 5 s",
+            ),
+            (
+                "armstop-test: begin suite=s\narmstop-test: start m::t",
+                Exit::Code(None),
+                "killed by a signal",
+            ),
+            (
+                "armstop-test: begin suite=s\narmstop-test: end passed=x",
+                Exit::Code(Some(0)),
+                "malformed end",
+            ),
         ];
         for (t, exit, want) in cases {
             let r = parse_transcript(&lines(t), *exit);
             assert!(!r.passed(), "{t:?} passed");
-            assert!(r.problems.iter().any(|p| p.contains(want)), "{t:?}: {:?} lacks {want:?}", r.problems);
+            assert!(
+                r.problems.iter().any(|p| p.contains(want)),
+                "{t:?}: {:?} lacks {want:?}",
+                r.problems
+            );
         }
     }
 
@@ -424,8 +470,17 @@ armstop-test: end passed=1 failed=1 ignored=1";
     fn a_hang_names_the_running_test() {
         let t = "armstop-test: begin suite=s\narmstop-test: start m::ok\ntest m::ok ... ok (1 us)\narmstop-test: start m::hang";
         let r = parse_transcript(&lines(t), Exit::TimedOut(7));
-        assert_eq!(r.tests[1], TestResult { name: "m::hang".into(), status: Status::Failed("hung (timed out after 7 s)".into()) });
-        assert_eq!(check_selftest_hang(&r, Exit::TimedOut(7)), Some("selftest::hangs not reported as hung: None".into()));
+        assert_eq!(
+            r.tests[1],
+            TestResult {
+                name: "m::hang".into(),
+                status: Status::Failed("hung (timed out after 7 s)".into())
+            }
+        );
+        assert_eq!(
+            check_selftest_hang(&r, Exit::TimedOut(7)),
+            Some("selftest::hangs not reported as hung: None".into())
+        );
     }
 
     fn selftest_transcript(secondary: &str) -> String {
@@ -461,9 +516,17 @@ armstop-test: end passed={} failed={} ignored=0",
         assert_eq!(bad, ["selftest::panics_on_secondary", "image_fails"]);
         let t = selftest_transcript("FAILED: cpu2: panicked at a.rs:3:1: y");
         let r = parse_transcript(&lines(&t), Exit::Code(Some(1)));
-        assert!(check_selftest_fail(&r, Exit::Code(Some(1)))[3].1.as_ref().unwrap().contains("cpu1"));
-        let r = parse_transcript(&lines(&selftest_transcript("FAILED: cpu1: panicked at")), Exit::Code(Some(0)));
-        assert!(check_selftest_fail(&r, Exit::Code(Some(0))).last().unwrap().1.is_some(), "exit 0 caught");
+        assert!(
+            check_selftest_fail(&r, Exit::Code(Some(1)))[3].1.as_ref().unwrap().contains("cpu1")
+        );
+        let r = parse_transcript(
+            &lines(&selftest_transcript("FAILED: cpu1: panicked at")),
+            Exit::Code(Some(0)),
+        );
+        assert!(
+            check_selftest_fail(&r, Exit::Code(Some(0))).last().unwrap().1.is_some(),
+            "exit 0 caught"
+        );
     }
 
     #[test]
@@ -472,7 +535,10 @@ armstop-test: end passed={} failed={} ignored=0",
             name: "virt/suite".into(),
             tests: vec![
                 TestResult { name: "a<b>".into(), status: Status::Ok },
-                TestResult { name: "c".into(), status: Status::Failed("x \"y\" & 'z'\u{1}".into()) },
+                TestResult {
+                    name: "c".into(),
+                    status: Status::Failed("x \"y\" & 'z'\u{1}".into()),
+                },
                 TestResult { name: "d".into(), status: Status::Ignored("r".into()) },
             ],
         }]);

@@ -71,11 +71,17 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         match a.as_str() {
             "--qemu" => o.qemu = value("a path")?,
             "--machines" | "--machine" => {
-                o.machines = value("machine names")?.split(',').map(machine).collect::<Result<_, _>>()?
+                o.machines =
+                    value("machine names")?.split(',').map(machine).collect::<Result<_, _>>()?
             }
-            "--timeout" => timeout = Some(value("seconds")?.parse().map_err(|_| "--timeout takes whole seconds")?),
+            "--timeout" => {
+                timeout =
+                    Some(value("seconds")?.parse().map_err(|_| "--timeout takes whole seconds")?)
+            }
             "--selftest-hang-timeout" => {
-                o.hang_timeout = value("seconds")?.parse().map_err(|_| "--selftest-hang-timeout takes whole seconds")?
+                o.hang_timeout = value("seconds")?
+                    .parse()
+                    .map_err(|_| "--selftest-hang-timeout takes whole seconds")?
             }
             "--junit" => o.junit = Some(value("a path")?.into()),
             "--log-dir" => o.log_dir = Some(value("a directory")?.into()),
@@ -101,10 +107,20 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
 }
 
 /// Boots `image` on `m`, reading the console until QEMU exits or `timeout` (0: none) passes.
-fn boot(o: &Options, m: &Machine, image: &Path, timeout: u64, echo: Option<&str>) -> Result<Run, String> {
+fn boot(
+    o: &Options,
+    m: &Machine,
+    image: &Path,
+    timeout: u64,
+    echo: Option<&str>,
+) -> Result<Run, String> {
     let log = o.log_dir.as_ref().map(|d| {
         let _ = std::fs::create_dir_all(d);
-        d.join(format!("{}-{}.log", m.name, image.file_name().unwrap_or_default().to_string_lossy()))
+        d.join(format!(
+            "{}-{}.log",
+            m.name,
+            image.file_name().unwrap_or_default().to_string_lossy()
+        ))
     });
     let mut child = Command::new(&o.qemu)
         .args(qemu_args(m, image, log.as_deref()))
@@ -112,7 +128,9 @@ fn boot(o: &Options, m: &Machine, image: &Path, timeout: u64, echo: Option<&str>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu))?;
+        .map_err(|e| {
+            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
+        })?;
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
@@ -194,21 +212,34 @@ fn test(o: &Options) -> Result<bool, String> {
     }
     let mut junit = Vec::new();
     for m in &o.machines {
-        println!("=== {}: {} ({} entry, PSCI over {})", m.name, m.description, format_args!("EL{}", m.boot_el), m.conduit);
+        println!(
+            "=== {}: {} ({} entry, PSCI over {})",
+            m.name,
+            m.description,
+            format_args!("EL{}", m.boot_el),
+            m.conduit
+        );
         let echo_prefix = format!("[{}] | ", m.name);
         let echo = o.verbose.then_some(echo_prefix.as_str());
         for suite in &o.suites {
             let run = boot(o, m, suite, o.timeout, echo)?;
             let report = parse_transcript(&run.lines, run.exit);
             let name = report.suite.clone().unwrap_or_else(|| image_name(suite));
-            let mut tests: Vec<TestResult> =
-                report.tests.iter().map(|t| TestResult { name: format!("{name}::{}", t.name), status: t.status.clone() }).collect();
+            let mut tests: Vec<TestResult> = report
+                .tests
+                .iter()
+                .map(|t| TestResult {
+                    name: format!("{name}::{}", t.name),
+                    status: t.status.clone(),
+                })
+                .collect();
             for t in &tests {
                 print_result(m.name, t);
             }
             if !report.problems.is_empty() {
                 let msg = report.problems.join("; ");
-                let t = TestResult { name: format!("{name}::<image>"), status: Status::Failed(msg) };
+                let t =
+                    TestResult { name: format!("{name}::<image>"), status: Status::Failed(msg) };
                 print_result(m.name, &t);
                 tests.push(t);
             }
@@ -243,7 +274,10 @@ fn test(o: &Options) -> Result<bool, String> {
                 // What a user sees when their own test hangs.
                 show_tail(&run, &format!("[{}] (expected hang) ", m.name));
             }
-            harness.push(TestResult { name: "harness-selftest::hang_detected".into(), status: problem.map_or(Status::Ok, Status::Failed) });
+            harness.push(TestResult {
+                name: "harness-selftest::hang_detected".into(),
+                status: problem.map_or(Status::Ok, Status::Failed),
+            });
         }
         for t in &harness {
             print_result(m.name, t);
@@ -265,7 +299,8 @@ fn test(o: &Options) -> Result<bool, String> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        std::fs::write(path, junit_xml(&junit)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::write(path, junit_xml(&junit))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if failed > 0 {
         println!("\nFailures:");
@@ -299,15 +334,21 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
         // Not narrowed down with --machine: the default.
         _ => machine("virt-gicv3")?,
     };
-    let mut args = qemu_args(m, image, o.log_dir.as_ref().map(|d| d.join(format!("{}-boot.log", m.name))).as_deref());
+    let mut args = qemu_args(
+        m,
+        image,
+        o.log_dir.as_ref().map(|d| d.join(format!("{}-boot.log", m.name))).as_deref(),
+    );
     if o.gdb {
         args.extend(["-s".into(), "-S".into()]);
-        eprintln!("QEMU waits for GDB on :1234: gdb-multiarch {} -ex 'target remote :1234'", image.display());
+        eprintln!(
+            "QEMU waits for GDB on :1234: gdb-multiarch {} -ex 'target remote :1234'",
+            image.display()
+        );
     }
-    let mut child = Command::new(&o.qemu)
-        .args(&args)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu))?;
+    let mut child = Command::new(&o.qemu).args(&args).spawn().map_err(|e| {
+        format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
+    })?;
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -340,7 +381,14 @@ fn main() -> ExitCode {
         "boot" => boot_interactive(&o),
         "machines" => {
             for m in MACHINES {
-                println!("{:<16} {}\n{:<16} {} {}", m.name, m.description, "", o.qemu, qemu_args(m, Path::new("<image>"), None).join(" "));
+                println!(
+                    "{:<16} {}\n{:<16} {} {}",
+                    m.name,
+                    m.description,
+                    "",
+                    o.qemu,
+                    qemu_args(m, Path::new("<image>"), None).join(" ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

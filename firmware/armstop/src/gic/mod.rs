@@ -78,7 +78,10 @@ impl core::fmt::Display for GicError {
             Self::UnknownArchRev(r) => write!(f, "GICD_PIDR2.ArchRev = {r}: not a GICv2 or GICv3"),
             Self::NoRedistributor(m) => write!(f, "no GICv3 redistributor for MPIDR {m:#x}"),
             Self::SystemRegistersDisabled => {
-                write!(f, "ICC_SRE_EL1.SRE stays 0: EL2/EL3 did not enable the GICv3 system registers")
+                write!(
+                    f,
+                    "ICC_SRE_EL1.SRE stays 0: EL2/EL3 did not enable the GICv3 system registers"
+                )
             }
             Self::BadTarget => write!(f, "SGI number or target CPU out of range"),
         }

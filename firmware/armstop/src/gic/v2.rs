@@ -138,7 +138,8 @@ impl GicV2 {
         let (filter, list) = match target {
             SgiTarget::Cpu(c) => (0u32, self.cpu_bit(c)),
             SgiTarget::Set(m) => {
-                let bits = (0..MAX_CPUS).filter(|c| m & (1 << c) != 0).fold(0, |a, c| a | self.cpu_bit(c));
+                let bits =
+                    (0..MAX_CPUS).filter(|c| m & (1 << c) != 0).fold(0, |a, c| a | self.cpu_bit(c));
                 (0, bits)
             }
             SgiTarget::AllOthers => (1, 0),

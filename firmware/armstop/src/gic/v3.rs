@@ -166,7 +166,8 @@ impl GicV3 {
         self.rd[cpu].store(frame as usize, Ordering::Relaxed);
         // SAFETY: `frame` is this CPU's redistributor (RD_base, then SGI_base 64 KiB above),
         // device memory mapped by the board.
-        let (rd, sgi) = unsafe { (&*(frame as *const GicrRd), &*((frame + 0x1_0000) as *const GicrSgi)) };
+        let (rd, sgi) =
+            unsafe { (&*(frame as *const GicrRd), &*((frame + 0x1_0000) as *const GicrSgi)) };
         rd.waker.set(rd.waker.get() & !WAKER_PROCESSOR_SLEEP);
         while rd.waker.get() & WAKER_CHILDREN_ASLEEP != 0 {}
         sgi.icenabler0.set(u32::MAX);
@@ -220,7 +221,10 @@ impl GicV3 {
             let aff1 = (cluster >> 8) & 0xff;
             let aff2 = (cluster >> 16) & 0xff;
             let aff3 = (cluster >> 32) & 0xff;
-            sysreg_write!("s3_0_c12_c11_5", (aff3 << 48) | (aff2 << 32) | intid | (aff1 << 16) | list);
+            sysreg_write!(
+                "s3_0_c12_c11_5",
+                (aff3 << 48) | (aff2 << 32) | intid | (aff1 << 16) | list
+            );
         }
         isb();
     }

@@ -17,12 +17,18 @@ fn every_cpu_online() {
 #[target_test]
 fn mpidrs_match_board_table() {
     for cpu in 0..cpu_count() {
-        assert_eq!(smp::seen_mpidr(cpu), Some(BOARD.cpus[cpu]), "cpu{cpu} reported a different MPIDR");
+        assert_eq!(
+            smp::seen_mpidr(cpu),
+            Some(BOARD.cpus[cpu]),
+            "cpu{cpu} reported a different MPIDR"
+        );
     }
 }
 
 fn read_identity(_: usize) -> usize {
-    (armstop::cpu::id() << 32) | (BOARD.logical_id(armstop::cpu::mpidr()).unwrap_or(0xffff) << 16) | armstop::cpu::current_el() as usize
+    (armstop::cpu::id() << 32)
+        | (BOARD.logical_id(armstop::cpu::mpidr()).unwrap_or(0xffff) << 16)
+        | armstop::cpu::current_el() as usize
 }
 
 #[target_test]

@@ -12,7 +12,10 @@ const LINES: usize = 12;
 fn chatter(_: usize) -> usize {
     let me = armstop::cpu::id();
     for i in 0..LINES {
-        armstop::println!("interleave-check cpu{me} line{i:02} {}", "abcdefghijklmnopqrstuvwxyz0123456789");
+        armstop::println!(
+            "interleave-check cpu{me} line{i:02} {}",
+            "abcdefghijklmnopqrstuvwxyz0123456789"
+        );
     }
     0
 }
@@ -30,12 +33,24 @@ fn lines_from_all_cpus_never_interleave() {
         for line in text.lines().filter(|l| l.contains("interleave-check")) {
             let mut words = line.split(' ');
             assert_eq!(words.next(), Some("interleave-check"), "line starts mid-way: {line:?}");
-            let cpu: usize = words.next().and_then(|w| w.strip_prefix("cpu")).and_then(|n| n.parse().ok()).expect(line);
+            let cpu: usize = words
+                .next()
+                .and_then(|w| w.strip_prefix("cpu"))
+                .and_then(|n| n.parse().ok())
+                .expect(line);
             let want = per_cpu[cpu];
             let mut expect = LineBuf::<96>::new();
             let _ = write!(expect, "line{want:02}");
-            assert_eq!(words.next(), Some(expect.as_str()), "cpu{cpu}'s lines out of order or mixed: {line:?}");
-            assert_eq!(words.next(), Some("abcdefghijklmnopqrstuvwxyz0123456789"), "mixed line: {line:?}");
+            assert_eq!(
+                words.next(),
+                Some(expect.as_str()),
+                "cpu{cpu}'s lines out of order or mixed: {line:?}"
+            );
+            assert_eq!(
+                words.next(),
+                Some("abcdefghijklmnopqrstuvwxyz0123456789"),
+                "mixed line: {line:?}"
+            );
             assert_eq!(words.next(), None, "mixed line: {line:?}");
             per_cpu[cpu] += 1;
         }

@@ -49,7 +49,11 @@ fn send_to_self(_: usize) -> usize {
 #[target_test]
 fn sgi_to_self_on_every_cpu() {
     for cpu in 0..cpu_count() {
-        assert_eq!(smp::run_on(cpu, send_to_self, 0).expect("call"), 1, "cpu{cpu} did not get its own SGI");
+        assert_eq!(
+            smp::run_on(cpu, send_to_self, 0).expect("call"),
+            1,
+            "cpu{cpu} did not get its own SGI"
+        );
     }
 }
 
@@ -61,12 +65,19 @@ fn sgi_to_a_set_reaches_exactly_that_set() {
         gic::send_sgi(SGI_SET, SgiTarget::Set(set)).expect("send");
         for cpu in 0..cpu_count() {
             let want = before[cpu] + (set >> cpu & 1);
-            assert!(wait_until(WAIT, || gic::sgi_count(cpu, SGI_SET) >= want), "cpu{cpu} missed set {set:#b}");
+            assert!(
+                wait_until(WAIT, || gic::sgi_count(cpu, SGI_SET) >= want),
+                "cpu{cpu} missed set {set:#b}"
+            );
         }
         // Give a wrongly targeted SGI time to arrive before checking nobody else got one.
         armstop::time::wait_until(Duration::from_millis(5), || false);
         for cpu in 0..cpu_count() {
-            assert_eq!(gic::sgi_count(cpu, SGI_SET), before[cpu] + (set >> cpu & 1), "cpu{cpu}, set {set:#b}");
+            assert_eq!(
+                gic::sgi_count(cpu, SGI_SET),
+                before[cpu] + (set >> cpu & 1),
+                "cpu{cpu}, set {set:#b}"
+            );
         }
     }
 }
@@ -84,10 +95,17 @@ fn sgi_to_all_others_skips_the_sender() {
         smp::run_on(sender, send_to_all_others, 0).expect("call");
         for cpu in 0..cpu_count() {
             let want = before[cpu] + u64::from(cpu != sender);
-            assert!(wait_until(WAIT, || gic::sgi_count(cpu, SGI_OTHERS) >= want), "cpu{cpu} missed it");
+            assert!(
+                wait_until(WAIT, || gic::sgi_count(cpu, SGI_OTHERS) >= want),
+                "cpu{cpu} missed it"
+            );
         }
         armstop::time::wait_until(Duration::from_millis(5), || false);
-        assert_eq!(gic::sgi_count(sender, SGI_OTHERS), before[sender], "sender cpu{sender} got its own broadcast");
+        assert_eq!(
+            gic::sgi_count(sender, SGI_OTHERS),
+            before[sender],
+            "sender cpu{sender} got its own broadcast"
+        );
     }
 }
 
@@ -99,7 +117,10 @@ fn gicv2_reports_the_source_cpu() {
     require_all_cpus();
     for src in 1..cpu_count() {
         smp::run_on(src, send_to_all_others, 0).expect("call");
-        assert!(wait_until(WAIT, || gic::sgi_last_source(0, SGI_OTHERS) == Some(src)), "source of SGI from cpu{src}");
+        assert!(
+            wait_until(WAIT, || gic::sgi_last_source(0, SGI_OTHERS) == Some(src)),
+            "source of SGI from cpu{src}"
+        );
     }
 }
 

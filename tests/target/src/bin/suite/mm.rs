@@ -26,7 +26,9 @@ fn ram_is_normal_cacheable_and_devices_are_device() {
     for r in BOARD.memory {
         let attr = mm::attribute_of(r.base).expect("mapped");
         match r.kind {
-            MemoryKind::Normal => assert_eq!(attr, 0xff, "{} should be write-back cacheable", r.name),
+            MemoryKind::Normal => {
+                assert_eq!(attr, 0xff, "{} should be write-back cacheable", r.name)
+            }
             MemoryKind::Device => assert_eq!(attr, 0x04, "{} should be Device-nGnRE", r.name),
         }
         assert_eq!(mm::translate(r.base, false), Some(r.base), "{} identity mapped", r.name);
@@ -40,7 +42,10 @@ fn guard_pages_are_unmapped_for_every_cpu() {
             assert_eq!(mm::translate(page as u64, false), None, "cpu{cpu} {kind:?} guard page");
             assert_eq!(mm::guard_page_owner(page as u64 + 8), Some((cpu, kind)));
             // The page above each guard is usable stack.
-            assert!(mm::translate(page as u64 + 4096, true).is_some(), "stack above the {kind:?} guard");
+            assert!(
+                mm::translate(page as u64 + 4096, true).is_some(),
+                "stack above the {kind:?} guard"
+            );
         }
     }
 }
@@ -58,9 +63,15 @@ fn each_cpu_runs_on_its_own_thread_stack() {
         let sp = smp::run_on(cpu, stack_pointer, 0).expect("call");
         let slot = mm::stack_slot(cpu);
         let (lo, hi) = (slot + mm::EXCEPTION_TOP + 4096, slot + mm::THREAD_TOP);
-        assert!((lo..hi).contains(&sp), "cpu{cpu} sp {sp:#x} outside its thread stack {lo:#x}..{hi:#x}");
+        assert!(
+            (lo..hi).contains(&sp),
+            "cpu{cpu} sp {sp:#x} outside its thread stack {lo:#x}..{hi:#x}"
+        );
     }
-    assert_eq!(mm::guard_page_owner(mm::stack_slot(1) as u64 + mm::EXCEPTION_TOP as u64), Some((1, StackKind::Thread)));
+    assert_eq!(
+        mm::guard_page_owner(mm::stack_slot(1) as u64 + mm::EXCEPTION_TOP as u64),
+        Some((1, StackKind::Thread))
+    );
 }
 
 #[target_test]
