@@ -314,7 +314,7 @@ fn test(o: &Options) -> Result<bool, String> {
     }
     println!();
     if ignored > 0 {
-        println!("{passed} passed, {failed} failed, {ignored} ignored");
+        println!("{passed} passed, {failed} failed, {ignored} skipped");
     } else {
         println!("{passed} passed, {failed} failed");
     }
