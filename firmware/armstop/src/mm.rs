@@ -191,33 +191,36 @@ fn dcache_line() -> usize {
     4 << ((ctr >> 16) & 0xf)
 }
 
-/// Invalidates (discards) data cache lines over a range.
-fn invalidate_dcache_range(start: usize, len: usize) {
+/// Runs `op` on the address of every data cache line overlapping `[start, start + len)`,
+/// then waits for the maintenance to complete.
+fn for_each_dcache_line(start: usize, len: usize, op: impl Fn(usize)) {
     let line = dcache_line();
     let mut a = start & !(line - 1);
     while a < start + len {
-        // SAFETY: `dc ivac` discards cached copies only; the range holds nothing that was
-        // written through the cache (the MMU is off here).
-        unsafe { core::arch::asm!("dc ivac, {}", in(reg) a, options(nostack)) };
+        op(a);
         a += line;
     }
     // SAFETY: barrier only.
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
+/// Invalidates (discards) data cache lines over a range.
+fn invalidate_dcache_range(start: usize, len: usize) {
+    for_each_dcache_line(start, len, |a| {
+        // SAFETY: `dc ivac` discards cached copies only; the range holds nothing that was
+        // written through the cache (the MMU is off here).
+        unsafe { core::arch::asm!("dc ivac, {}", in(reg) a, options(nostack)) }
+    });
+}
+
 /// Cleans data cache lines over a range to the point of coherency, so that a CPU with its MMU
 /// (and caches) still off reads what this CPU wrote.
 pub fn clean_dcache_range(start: usize, len: usize) {
-    let line = dcache_line();
-    let mut a = start & !(line - 1);
-    while a < start + len {
+    for_each_dcache_line(start, len, |a| {
         // SAFETY: `dc cvac` writes dirty lines back; it does not change memory contents as
         // seen through the cache.
-        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) };
-        a += line;
-    }
-    // SAFETY: barrier only.
-    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) }
+    });
 }
 
 fn at(va: u64, write: bool) -> u64 {

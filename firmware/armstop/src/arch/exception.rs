@@ -96,30 +96,14 @@ armstop_vectors:
     b       armstop_vec_fiq
 .balign 0x80
     b       armstop_vec_serror
+.rept 4
 .balign 0x80
     b       armstop_vec_nested
-.balign 0x80
-    b       armstop_vec_nested
-.balign 0x80
-    b       armstop_vec_nested
-.balign 0x80
-    b       armstop_vec_nested
+.endr
+.rept 8
 .balign 0x80
     b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
-.balign 0x80
-    b       armstop_vec_lower
+.endr
 .balign 0x80
 
 armstop_vec_sync:
