@@ -1,0 +1,977 @@
+//! Per-CPU stoppers with the semantics of Linux's `kernel/stop_machine.c`, portable over a
+//! small [`Platform`] trait: the same code runs on the target (GIC SGIs as kicks, IRQ masking,
+//! the generic timer), on the host with std threads, and under `loom`.
+//!
+//! Every CPU runs a stopper loop that sleeps until kicked, then calls [`Stoppers::run_works`]:
+//! it pops works in FIFO order under the stopper's lock and runs each with the lock released
+//! and IRQs masked. Requests queue works and kick the stopper.
+//!
+//! | armstop | Linux | errors (errno) |
+//! |---|---|---|
+//! | [`Stoppers::stop_one_cpu`] | `stop_one_cpu` | `NoEnt` (ENOENT), `InvalidCpu` (EINVAL), `WouldDeadlock` (EDEADLK) |
+//! | [`Stoppers::stop_one_cpu_nowait`] | `stop_one_cpu_nowait` | `false`, as Linux |
+//! | [`Stoppers::stop_two_cpus`] | `stop_two_cpus` | `NoEnt`, `SameCpu` / `InvalidCpu` (EINVAL), `WouldDeadlock` |
+//! | [`Stoppers::stop_cpus`] | `stop_cpus` | `NoEnt`, `InvalidCpu`, `WouldDeadlock` |
+//! | [`Stoppers::try_stop_cpus`] | `try_stop_cpus` | `Busy` (EAGAIN), and as `stop_cpus` |
+//! | [`Stoppers::stop_machine`] | `stop_machine` | `NoEnt`, `InvalidCpu`, `WouldDeadlock` |
+//! | [`Stoppers::stop_machine_park`] | `stop_machine_park` | — |
+//! | [`Stoppers::stop_machine_unpark`] | `stop_machine_unpark` | — |
+//! | [`Stoppers::run_works`] | `cpu_stopper_thread` | — |
+//! | [`Stoppers::park`] | `cpu_stop_park` (with the flush before it) | — |
+//! | [`Stoppers::running`] | `print_stop_info` | — |
+//!
+//! The guarantee, kept in [`Stoppers::queue_work`]: **if queueing a work succeeds, its function
+//! will run.** A work is only appended while `enabled` is read true under the stopper's lock,
+//! and a stopper whose `enabled` was cleared flushes (runs) every queued work before it parks.
+//!
+//! A callback returns an `i32`; non-zero is a failure, reported to the requester (the first
+//! non-zero one, for multi-CPU requests). Callbacks must not wait for other stoppers (a stop
+//! request from inside a callback is refused with [`StopError::WouldDeadlock`]); queueing a
+//! nowait work from a callback is fine.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod sync;
+
+use core::cell::Cell;
+use core::fmt;
+use core::panic::Location;
+
+use sync::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
+
+/// What the stopper needs from the machine it runs on.
+pub trait Platform: Sync {
+    /// The calling CPU's logical id.
+    fn cpu_id(&self) -> usize;
+    /// Wakes `cpu`'s stopper loop (an SGI on the target). Never called with a stopper lock held.
+    fn kick(&self, cpu: usize);
+    /// Masks IRQs on this CPU, returning what to restore.
+    fn irq_save(&self) -> usize;
+    /// Restores the IRQ state [`Platform::irq_save`] returned.
+    fn irq_restore(&self, saved: usize);
+    /// Spin-wait hint (and, under loom, a yield).
+    fn relax(&self);
+    /// Monotonic time in nanoseconds, for the watchdog.
+    fn now_ns(&self) -> u64;
+    /// Prints a diagnostic line (watchdog reports, detected bugs).
+    fn report(&self, args: fmt::Arguments<'_>);
+}
+
+/// Why a stop request failed. Each maps to the errno Linux returns in the same situation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopError {
+    /// A target stopper is disabled (its CPU is offline or going down); the function did not
+    /// run there. Linux: `-ENOENT`.
+    NoEnt,
+    /// A CPU id or mask names a CPU this system does not have. Linux: `-EINVAL`.
+    InvalidCpu,
+    /// `stop_two_cpus` with the same CPU twice. Linux: `-EINVAL` (it would deadlock).
+    SameCpu,
+    /// `try_stop_cpus` found another `stop_cpus`/`stop_machine` in progress. Linux: `-EAGAIN`.
+    Busy,
+    /// A waiting stop request made from inside a stopper callback, which would wait for
+    /// itself. Linux forbids it (callbacks run non-preemptible); `-EDEADLK`.
+    WouldDeadlock,
+}
+
+impl StopError {
+    /// The Linux errno (negative) for this error.
+    pub const fn errno(self) -> i32 {
+        match self {
+            Self::NoEnt => -2,
+            Self::InvalidCpu | Self::SameCpu => -22,
+            Self::Busy => -11,
+            Self::WouldDeadlock => -35,
+        }
+    }
+}
+
+impl fmt::Display for StopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoEnt => "stopper disabled (CPU offline or going down)",
+            Self::InvalidCpu => "no such CPU",
+            Self::SameCpu => "stop_two_cpus needs two different CPUs",
+            Self::Busy => "another stop_cpus/stop_machine is in progress",
+            Self::WouldDeadlock => "stop request from inside a stopper callback",
+        })
+    }
+}
+
+/// Completion of a request: how many works are still to finish, and the first failure.
+pub struct Done {
+    nr_todo: AtomicUsize,
+    ret: AtomicI32,
+}
+
+impl Done {
+    fn new(n: usize) -> Self {
+        Self { nr_todo: AtomicUsize::new(n), ret: AtomicI32::new(0) }
+    }
+
+    /// Records `ret` and counts one work finished (or not queued). The waiter may free `self`
+    /// as soon as the count reaches zero, so this is the last access.
+    fn signal(&self, ret: i32) {
+        if ret != 0 {
+            let _ = self.ret.compare_exchange(0, ret, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        self.nr_todo.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self) -> bool {
+        self.nr_todo.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Who asked for a work and what it runs, for diagnostics (Linux's `print_stop_info`).
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    /// The callback's type name (for a function item, its path).
+    pub func: &'static str,
+    /// Where the request was made.
+    pub location: &'static Location<'static>,
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} <- {}", self.func, self.location)
+    }
+}
+
+/// One queued callback. Linked into a stopper's list (under its lock) while pending.
+struct Work<'a> {
+    next: Cell<*const Work<'static>>,
+    func: &'a (dyn Fn() -> i32 + Sync),
+    done: Option<&'a Done>,
+    /// For nowait works: cleared once the work has run, so its buffer may be queued again.
+    pending: Option<&'a AtomicBool>,
+    caller: Caller,
+}
+
+impl<'a> Work<'a> {
+    fn new(func: &'a (dyn Fn() -> i32 + Sync), done: Option<&'a Done>, caller: Caller) -> Self {
+        Self { next: Cell::new(core::ptr::null()), func, done, pending: None, caller }
+    }
+}
+
+/// A stopper's pending works, oldest first.
+struct List {
+    head: *const Work<'static>,
+    tail: *const Work<'static>,
+}
+
+// SAFETY: the list is only reached through its stopper's mutex; the works it points to are
+// kept alive by their requesters until they have run or been completed (see `queue_work`).
+unsafe impl Send for List {}
+
+impl List {
+    const EMPTY: List = List { head: core::ptr::null(), tail: core::ptr::null() };
+
+    fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    fn push_back(&mut self, w: *const Work<'static>) {
+        // SAFETY: `w` is alive while queued (see `queue_work`); `next` is only touched under
+        // the stopper lock, which the caller holds (`&mut self`).
+        unsafe {
+            (*w).next.set(core::ptr::null());
+            if self.tail.is_null() {
+                self.head = w;
+            } else {
+                (*self.tail).next.set(w);
+            }
+        }
+        self.tail = w;
+    }
+
+    fn pop_front(&mut self) -> Option<*const Work<'static>> {
+        if self.head.is_null() {
+            return None;
+        }
+        let w = self.head;
+        // SAFETY: as in `push_back`.
+        self.head = unsafe { (*w).next.get() };
+        if self.head.is_null() {
+            self.tail = core::ptr::null();
+        }
+        Some(w)
+    }
+}
+
+/// One CPU's stopper.
+struct CpuStopper {
+    /// Whether works may be queued. Cleared locklessly by `stop_machine_park`, set by
+    /// `stop_machine_unpark`; read under `works`' lock by every queuer.
+    enabled: AtomicBool,
+    park_requested: AtomicBool,
+    parked: AtomicBool,
+    works: Mutex<List>,
+    /// What the stopper runs now, for the watchdog.
+    running: Mutex<Option<Caller>>,
+    in_callback: AtomicBool,
+    runs: AtomicU64,
+}
+
+impl CpuStopper {
+    #[cfg(not(loom))]
+    const fn new() -> Self {
+        Self {
+            enabled: AtomicBool::new(false),
+            park_requested: AtomicBool::new(false),
+            parked: AtomicBool::new(true),
+            works: Mutex::new(List::EMPTY),
+            running: Mutex::new(None),
+            in_callback: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
+        Self {
+            enabled: AtomicBool::new(false),
+            park_requested: AtomicBool::new(false),
+            parked: AtomicBool::new(true),
+            works: Mutex::new(List::EMPTY),
+            running: Mutex::new(None),
+            in_callback: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Bit mask of CPUs (bit `n` = logical CPU `n`).
+pub type CpuMask = u64;
+
+/// The multi-CPU state machine's states (Linux's `enum multi_stop_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum MultiStopState {
+    /// Not started.
+    None = 0,
+    /// Every participant has entered its stopper.
+    Prepare = 1,
+    /// Every participant has masked interrupts.
+    DisableIrq = 2,
+    /// The active CPUs run the function.
+    Run = 3,
+    /// Leaving.
+    Exit = 4,
+}
+
+impl MultiStopState {
+    fn from_u32(v: u32) -> Self {
+        match v {
+            0 => Self::None,
+            1 => Self::Prepare,
+            2 => Self::DisableIrq,
+            3 => Self::Run,
+            _ => Self::Exit,
+        }
+    }
+}
+
+/// Shared data of one `stop_two_cpus`/`stop_machine` (Linux's `struct multi_stop_data`).
+/// Lives on the requester's stack; the requester waits for every participant's completion,
+/// which each signals only after its last access here.
+struct MultiStop<'a> {
+    func: &'a (dyn Fn() -> i32 + Sync),
+    num_threads: usize,
+    active: CpuMask,
+    state: AtomicU32,
+    thread_ack: AtomicUsize,
+    acked: AtomicU64,
+    state_since: AtomicU64,
+    reported: AtomicU32,
+}
+
+/// Counters that tests and benchmarks read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Times `stop_two_cpus` backed off because a `stop_cpus` was queueing.
+    pub in_progress_retries: u64,
+    /// Times a stopper parked with works still queued (a bug; must stay 0).
+    pub park_with_works: u64,
+    /// Watchdog reports printed.
+    pub watchdog_reports: u64,
+}
+
+/// Every CPU's stopper, and the request API.
+pub struct Stoppers<P: Platform, const N: usize> {
+    platform: P,
+    cpus: [CpuStopper; N],
+    /// Linux's `stop_cpus_in_progress`: set while `stop_cpus` queues its works one CPU at a
+    /// time, so `stop_two_cpus` cannot queue in between in the opposite order.
+    stop_cpus_in_progress: AtomicBool,
+    stop_cpus_mutex: Mutex<()>,
+    watchdog_ns: AtomicU64,
+    in_progress_retries: AtomicU64,
+    park_with_works: AtomicU64,
+    watchdog_reports: AtomicU64,
+}
+
+// SAFETY: all shared state is in atomics and mutexes; the raw work pointers in the lists are
+// only dereferenced under the rules in `queue_work`.
+unsafe impl<P: Platform, const N: usize> Sync for Stoppers<P, N> {}
+
+const fn bit(cpu: usize) -> CpuMask {
+    1 << cpu
+}
+
+impl<P: Platform, const N: usize> Stoppers<P, N> {
+    /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
+    #[cfg(not(loom))]
+    pub const fn new(platform: P) -> Self {
+        assert!(N >= 1 && N <= 64);
+        Self {
+            platform,
+            cpus: [const { CpuStopper::new() }; N],
+            stop_cpus_in_progress: AtomicBool::new(false),
+            stop_cpus_mutex: Mutex::new(()),
+            watchdog_ns: AtomicU64::new(0),
+            in_progress_retries: AtomicU64::new(0),
+            park_with_works: AtomicU64::new(0),
+            watchdog_reports: AtomicU64::new(0),
+        }
+    }
+
+    /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
+    #[cfg(loom)]
+    pub fn new(platform: P) -> Self {
+        assert!(N >= 1 && N <= 64);
+        Self {
+            platform,
+            cpus: core::array::from_fn(|_| CpuStopper::new()),
+            stop_cpus_in_progress: AtomicBool::new(false),
+            stop_cpus_mutex: Mutex::new(()),
+            watchdog_ns: AtomicU64::new(0),
+            in_progress_retries: AtomicU64::new(0),
+            park_with_works: AtomicU64::new(0),
+            watchdog_reports: AtomicU64::new(0),
+        }
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Sets how long a request may wait before the watchdog reports what each stopper it
+    /// waits for is running (0 = never).
+    pub fn set_watchdog(&self, ns: u64) {
+        self.watchdog_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            in_progress_retries: self.in_progress_retries.load(Ordering::Relaxed),
+            park_with_works: self.park_with_works.load(Ordering::Relaxed),
+            watchdog_reports: self.watchdog_reports.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether `cpu`'s stopper accepts works.
+    pub fn is_enabled(&self, cpu: usize) -> bool {
+        cpu < N && self.cpus[cpu].enabled.load(Ordering::Acquire)
+    }
+
+    /// Mask of enabled stoppers: the CPUs a `stop_machine` involves.
+    pub fn enabled_mask(&self) -> CpuMask {
+        (0..N).filter(|&c| self.is_enabled(c)).fold(0, |m, c| m | bit(c))
+    }
+
+    /// Whether `cpu`'s stopper has parked (see [`Stoppers::park`]).
+    pub fn is_parked(&self, cpu: usize) -> bool {
+        self.cpus[cpu].parked.load(Ordering::Acquire)
+    }
+
+    /// Works `cpu`'s stopper has run.
+    pub fn runs(&self, cpu: usize) -> u64 {
+        self.cpus[cpu].runs.load(Ordering::Relaxed)
+    }
+
+    /// What `cpu`'s stopper is running now, if anything (Linux's `print_stop_info`).
+    pub fn running(&self, cpu: usize) -> Option<Caller> {
+        // try_lock: the reporter must not wait behind a CPU that is stuck.
+        self.cpus[cpu].running.try_lock().and_then(|r| *r)
+    }
+
+    /// Whether the calling CPU is inside a stopper callback.
+    pub fn in_callback(&self) -> bool {
+        self.cpus[self.platform.cpu_id()].in_callback.load(Ordering::Relaxed)
+    }
+
+    fn append(&self, cpu: usize, list: &mut List, work: *const Work<'static>) {
+        let _ = cpu;
+        list.push_back(work);
+    }
+
+    /// Queues `work` on `cpu` and kicks its stopper: `true` means the function will run.
+    ///
+    /// # Safety
+    /// `work` must stay alive and unmoved until it has run (its `done` signalled, or its
+    /// `pending` flag cleared) or, if this returns `false`, until this returns.
+    unsafe fn queue_work(&self, cpu: usize, work: &Work<'_>) -> bool {
+        let stopper = &self.cpus[cpu];
+        let irq = self.platform.irq_save();
+        let enabled = {
+            let mut list = stopper.works.lock();
+            // The guarantee lives here: a work is appended only while `enabled` is true under
+            // the lock, and a disabled stopper takes this lock and runs everything appended
+            // before it parks. Otherwise the request is completed without running.
+            let enabled = stopper.enabled.load(Ordering::Relaxed);
+            if enabled {
+                self.append(cpu, &mut list, erase(work));
+            } else if let Some(done) = work.done {
+                done.signal(0);
+            }
+            enabled
+        };
+        self.platform.irq_restore(irq);
+        // Kick after unlocking: never send an IPI with a stopper lock held.
+        if enabled {
+            self.platform.kick(cpu);
+        }
+        enabled
+    }
+
+    /// Whether `cpu`'s stopper has works queued.
+    pub fn has_work(&self, cpu: usize) -> bool {
+        let irq = self.platform.irq_save();
+        let r = !self.cpus[cpu].works.lock().is_empty();
+        self.platform.irq_restore(irq);
+        r
+    }
+
+    /// The stopper loop's body (Linux's `cpu_stopper_thread`): on the calling CPU, pops and
+    /// runs works in FIFO order until the list is empty, each with the lock released and IRQs
+    /// masked. Returns how many ran.
+    pub fn run_works(&self) -> usize {
+        let cpu = self.platform.cpu_id();
+        let stopper = &self.cpus[cpu];
+        let mut ran = 0;
+        loop {
+            let irq = self.platform.irq_save();
+            let work = stopper.works.lock().pop_front();
+            let Some(work) = work else {
+                self.platform.irq_restore(irq);
+                return ran;
+            };
+            // SAFETY: a queued work is alive until it is completed below (`queue_work`).
+            let (func, done, pending, caller) =
+                unsafe { ((*work).func, (*work).done, (*work).pending, (*work).caller) };
+            *stopper.running.lock() = Some(caller);
+            stopper.in_callback.store(true, Ordering::Relaxed);
+            let ret = func();
+            stopper.in_callback.store(false, Ordering::Relaxed);
+            *stopper.running.lock() = None;
+            stopper.runs.fetch_add(1, Ordering::Relaxed);
+            self.platform.irq_restore(irq);
+            // Last accesses to the work: after these its owner may reuse or free it.
+            if let Some(p) = pending {
+                p.store(false, Ordering::Release);
+            }
+            if let Some(d) = done {
+                d.signal(ret);
+            }
+            ran += 1;
+        }
+    }
+
+    fn check_cpu(cpu: usize) -> Result<(), StopError> {
+        if cpu < N { Ok(()) } else { Err(StopError::InvalidCpu) }
+    }
+
+    fn check_caller(&self) -> Result<(), StopError> {
+        if self.in_callback() { Err(StopError::WouldDeadlock) } else { Ok(()) }
+    }
+
+    /// Waits for `done`. The calling CPU's own stopper may be among those waited for, so
+    /// waiting means running it (as Linux's stopper thread would preempt the waiter).
+    fn wait(&self, done: &Done, waiting_for: CpuMask) {
+        let me = self.platform.cpu_id();
+        let start = self.platform.now_ns();
+        let mut reported = false;
+        while !done.finished() {
+            if self.has_work(me) {
+                self.run_works();
+                continue;
+            }
+            self.platform.relax();
+            let limit = self.watchdog_ns.load(Ordering::Relaxed);
+            if !reported && limit != 0 && self.platform.now_ns().saturating_sub(start) > limit {
+                reported = true;
+                self.report_stuck("stop request", waiting_for, limit);
+            }
+        }
+    }
+
+    fn report_stuck(&self, what: &str, cpus: CpuMask, limit: u64) {
+        self.watchdog_reports.fetch_add(1, Ordering::Relaxed);
+        self.platform.report(format_args!(
+            "stopper watchdog: {what} not finished after {} ms; waiting for CPUs {cpus:#x}",
+            limit / 1_000_000
+        ));
+        for cpu in (0..N).filter(|&c| cpus & bit(c) != 0) {
+            match self.running(cpu) {
+                Some(c) => self.platform.report(format_args!("  cpu{cpu}: running {c}")),
+                None => self
+                    .platform
+                    .report(format_args!("  cpu{cpu}: stopper idle (not yet kicked, or masked)")),
+            }
+        }
+    }
+
+    /// Runs `f` on `cpu` and waits for it. `Err(NoEnt)` if `cpu`'s stopper is disabled; `f`
+    /// then never runs.
+    #[track_caller]
+    pub fn stop_one_cpu<F: Fn() -> i32 + Sync>(&self, cpu: usize, f: F) -> Result<i32, StopError> {
+        Self::check_cpu(cpu)?;
+        self.check_caller()?;
+        let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
+        let done = Done::new(1);
+        let work = Work::new(&f, Some(&done), caller);
+        // SAFETY: `work`, `f` and `done` live until `wait` sees the work completed.
+        if !unsafe { self.queue_work(cpu, &work) } {
+            return Err(StopError::NoEnt);
+        }
+        self.wait(&done, bit(cpu));
+        Ok(done.ret.load(Ordering::Relaxed))
+    }
+
+    /// Queues `work` on `cpu` without waiting (Linux's `stop_one_cpu_nowait`): `true` means its
+    /// function will run. `false` if the stopper is disabled, or if this same work buffer is
+    /// still pending from an earlier call (queueing it twice would corrupt the list).
+    #[track_caller]
+    pub fn stop_one_cpu_nowait(&self, cpu: usize, work: &'static NowaitWork) -> bool {
+        if cpu >= N || work.pending.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let w = work.work(Location::caller());
+        // SAFETY: `work` is 'static; its slot is reserved by `pending` until the stopper clears
+        // it after running.
+        let queued = unsafe { self.queue_work(cpu, w) };
+        if !queued {
+            work.pending.store(false, Ordering::Release);
+        }
+        queued
+    }
+
+    /// Runs `f` on `a` while `b` also sits in its stopper with IRQs masked (Linux's
+    /// `stop_two_cpus`). Fails with nothing queued if either stopper is disabled.
+    #[track_caller]
+    pub fn stop_two_cpus<F: Fn() -> i32 + Sync>(
+        &self,
+        a: usize,
+        b: usize,
+        f: F,
+    ) -> Result<i32, StopError> {
+        Self::check_cpu(a)?;
+        Self::check_cpu(b)?;
+        if a == b {
+            return Err(StopError::SameCpu);
+        }
+        self.check_caller()?;
+        let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
+        let ms = MultiStop::new(&f, 2, bit(a), &self.platform);
+        let run = |_: ()| ms.run(self);
+        let run = move || run(());
+        let done = Done::new(2);
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let w_lo = Work::new(&run, Some(&done), caller);
+        let w_hi = Work::new(&run, Some(&done), caller);
+        // SAFETY: the works, `ms` and `done` live until `wait` returns.
+        unsafe { self.queue_two_works(lo, &w_lo, hi, &w_hi)? };
+        self.wait(&done, bit(a) | bit(b));
+        Ok(done.ret.load(Ordering::Relaxed))
+    }
+
+    /// Queues two works under both locks, taken in ascending CPU order (Linux's
+    /// `cpu_stop_queue_two_works`).
+    ///
+    /// # Safety
+    /// As for `queue_work`, for both works.
+    unsafe fn queue_two_works(
+        &self,
+        lo: usize,
+        w_lo: &Work<'_>,
+        hi: usize,
+        w_hi: &Work<'_>,
+    ) -> Result<(), StopError> {
+        loop {
+            let irq = self.platform.irq_save();
+            let outcome = {
+                let mut l1 = self.cpus[lo].works.lock();
+                let mut l2 = self.cpus[hi].works.lock();
+                if !self.cpus[lo].enabled.load(Ordering::Relaxed)
+                    || !self.cpus[hi].enabled.load(Ordering::Relaxed)
+                {
+                    Err(StopError::NoEnt)
+                } else if self.stop_cpus_in_progress.load(Ordering::Acquire) {
+                    // A stop_cpus is queueing one CPU at a time: queueing now could put our
+                    // works ahead of its on one CPU and behind on the other, and the two
+                    // multi-CPU stops would wait for each other forever. Back off.
+                    Ok(false)
+                } else {
+                    self.append(lo, &mut l1, erase(w_lo));
+                    self.append(hi, &mut l2, erase(w_hi));
+                    Ok(true)
+                }
+            };
+            self.platform.irq_restore(irq);
+            match outcome {
+                Ok(true) => {
+                    self.platform.kick(lo);
+                    self.platform.kick(hi);
+                    return Ok(());
+                }
+                Ok(false) => {
+                    self.in_progress_retries.fetch_add(1, Ordering::Relaxed);
+                    while self.stop_cpus_in_progress.load(Ordering::Acquire) {
+                        self.platform.relax();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Queues one work per CPU of `mask` with `stop_cpus_in_progress` set; returns whether any
+    /// was queued. Caller holds `stop_cpus_mutex`.
+    ///
+    /// # Safety
+    /// `works[c]` for every `c` in `mask` as for `queue_work`.
+    unsafe fn queue_stop_cpus_work(&self, mask: CpuMask, works: &[Work<'_>]) -> bool {
+        self.stop_cpus_in_progress.store(true, Ordering::Release);
+        let mut queued = false;
+        for cpu in (0..N).filter(|&c| mask & bit(c) != 0) {
+            // SAFETY: forwarded from the caller.
+            queued |= unsafe { self.queue_work(cpu, &works[cpu]) };
+        }
+        self.stop_cpus_in_progress.store(false, Ordering::Release);
+        queued
+    }
+
+    fn stop_cpus_locked(
+        &self,
+        mask: CpuMask,
+        f: &(dyn Fn() -> i32 + Sync),
+        caller: Caller,
+    ) -> Result<i32, StopError> {
+        let done = Done::new(mask.count_ones() as usize);
+        let works: [Work<'_>; N] = core::array::from_fn(|_| Work::new(f, Some(&done), caller));
+        // SAFETY: `works` and `done` live until `wait` sees every work completed.
+        if !unsafe { self.queue_stop_cpus_work(mask, &works) } {
+            return Err(StopError::NoEnt);
+        }
+        self.wait(&done, mask);
+        Ok(done.ret.load(Ordering::Relaxed))
+    }
+
+    fn check_mask(mask: CpuMask) -> Result<(), StopError> {
+        if N < 64 && mask >> N != 0 { Err(StopError::InvalidCpu) } else { Ok(()) }
+    }
+
+    /// Runs `f` on every CPU of `mask` whose stopper is enabled, and waits (Linux's
+    /// `stop_cpus`). `Err(NoEnt)` if none is enabled. Serialised with other `stop_cpus` and
+    /// `stop_machine` calls.
+    #[track_caller]
+    pub fn stop_cpus<F: Fn() -> i32 + Sync>(&self, mask: CpuMask, f: F) -> Result<i32, StopError> {
+        Self::check_mask(mask)?;
+        self.check_caller()?;
+        let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
+        let _g = self.lock_stop_cpus();
+        self.stop_cpus_locked(mask, &f, caller)
+    }
+
+    /// As [`Stoppers::stop_cpus`], but fails with `Busy` at once if another is in progress.
+    #[track_caller]
+    pub fn try_stop_cpus<F: Fn() -> i32 + Sync>(
+        &self,
+        mask: CpuMask,
+        f: F,
+    ) -> Result<i32, StopError> {
+        Self::check_mask(mask)?;
+        self.check_caller()?;
+        let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
+        let _g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
+        self.stop_cpus_locked(mask, &f, caller)
+    }
+
+    fn lock_stop_cpus(&self) -> sync::MutexGuard<'_, ()> {
+        loop {
+            if let Some(g) = self.stop_cpus_mutex.try_lock() {
+                return g;
+            }
+            // Waiting for another stop_cpus, whose works may include one for this CPU.
+            if self.has_work(self.platform.cpu_id()) {
+                self.run_works();
+            } else {
+                self.platform.relax();
+            }
+        }
+    }
+
+    /// Stops every CPU whose stopper is enabled, with IRQs masked, and runs `f` on the CPUs of
+    /// `cpus` (or once, on the first of them, for `None`) while the others spin (Linux's
+    /// `stop_machine`). Returns the first non-zero return value, or 0.
+    #[track_caller]
+    pub fn stop_machine<F: Fn() -> i32 + Sync>(
+        &self,
+        f: F,
+        cpus: Option<CpuMask>,
+    ) -> Result<i32, StopError> {
+        if let Some(m) = cpus {
+            Self::check_mask(m)?;
+        }
+        self.check_caller()?;
+        let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
+        let _g = self.lock_stop_cpus();
+        // The participants are fixed under the mutex: enabled flags only go from true to false
+        // inside a stop_machine callback (`stop_machine_park`, from take_cpu_down), and that
+        // stop_machine holds this mutex, so none of these can be disabled while we queue.
+        let online = self.enabled_mask();
+        if online == 0 {
+            return Err(StopError::NoEnt);
+        }
+        let active = match cpus {
+            Some(m) => m & online,
+            None => bit(online.trailing_zeros() as usize),
+        };
+        let ms = MultiStop::new(&f, online.count_ones() as usize, active, &self.platform);
+        let run = || ms.run(self);
+        self.stop_cpus_locked(online, &run, caller)
+    }
+
+    /// Disables `cpu`'s stopper (Linux's `stop_machine_park`). Called on `cpu` itself from a
+    /// stop_machine callback (take_cpu_down).
+    pub fn stop_machine_park(&self, cpu: usize) {
+        let stopper = &self.cpus[cpu];
+        #[cfg(not(feature = "pre-fix-park"))]
+        // Lockless. The stopper will take its lock and flush the pending works before it
+        // parks (`park`); until then it is fine to queue new works.
+        stopper.enabled.store(false, Ordering::Relaxed);
+        stopper.park_requested.store(true, Ordering::Release);
+    }
+
+    /// Whether `cpu`'s stopper has been asked to park.
+    pub fn park_requested(&self, cpu: usize) -> bool {
+        self.cpus[cpu].park_requested.load(Ordering::Acquire)
+    }
+
+    /// Parks the calling CPU's stopper if [`Stoppers::stop_machine_park`] asked for it: flushes
+    /// (runs) every work queued before `enabled` went false, then parks. Returns whether it
+    /// parked. Parking with works still queued is a bug: it is reported and counted.
+    pub fn park(&self) -> bool {
+        let cpu = self.platform.cpu_id();
+        let stopper = &self.cpus[cpu];
+        if !stopper.park_requested.load(Ordering::Acquire) {
+            return false;
+        }
+        #[cfg(not(feature = "pre-fix-park"))]
+        self.run_works();
+        #[cfg(feature = "pre-fix-park")]
+        {
+            // The pre-fix behaviour: drain and complete without running, then disable.
+            let irq = self.platform.irq_save();
+            let mut list = stopper.works.lock();
+            while let Some(w) = list.pop_front() {
+                // SAFETY: as in `run_works`.
+                let (done, pending) = unsafe { ((*w).done, (*w).pending) };
+                if let Some(p) = pending {
+                    p.store(false, Ordering::Release);
+                }
+                if let Some(d) = done {
+                    d.signal(0);
+                }
+            }
+            stopper.enabled.store(false, Ordering::Relaxed);
+            drop(list);
+            self.platform.irq_restore(irq);
+        }
+        let irq = self.platform.irq_save();
+        let left = !stopper.works.lock().is_empty();
+        self.platform.irq_restore(irq);
+        if left {
+            self.park_with_works.fetch_add(1, Ordering::Relaxed);
+            self.platform
+                .report(format_args!("BUG: cpu{cpu}'s stopper parked with works still queued"));
+        }
+        stopper.park_requested.store(false, Ordering::Relaxed);
+        stopper.parked.store(true, Ordering::Release);
+        true
+    }
+
+    /// Enables `cpu`'s stopper (Linux's `stop_machine_unpark`). Call before the CPU is
+    /// reported online, so it cannot be taken down before its stopper has run once.
+    pub fn stop_machine_unpark(&self, cpu: usize) {
+        let stopper = &self.cpus[cpu];
+        stopper.parked.store(false, Ordering::Relaxed);
+        stopper.enabled.store(true, Ordering::Release);
+    }
+}
+
+/// A work buffer for [`Stoppers::stop_one_cpu_nowait`], owned by its requester (`'static`,
+/// so it outlives the request). It can be queued again once its function has run.
+pub struct NowaitWork {
+    func: &'static (dyn Fn() -> i32 + Sync),
+    name: &'static str,
+    pending: AtomicBool,
+    slot: core::cell::UnsafeCell<core::mem::MaybeUninit<Work<'static>>>,
+}
+
+// SAFETY: `slot` is written only by the caller that set `pending` from false to true, and read
+// by the stopper only while `pending` is true.
+unsafe impl Sync for NowaitWork {}
+
+impl NowaitWork {
+    /// A buffer that runs `f`; `name` is what diagnostics call it.
+    #[cfg(not(loom))]
+    pub const fn new<F: Fn() -> i32 + Sync>(name: &'static str, f: &'static F) -> Self {
+        Self {
+            func: f,
+            name,
+            pending: AtomicBool::new(false),
+            slot: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
+    }
+
+    /// A buffer that runs `f`; `name` is what diagnostics call it.
+    #[cfg(loom)]
+    pub fn new<F: Fn() -> i32 + Sync>(name: &'static str, f: &'static F) -> Self {
+        Self {
+            func: f,
+            name,
+            pending: AtomicBool::new(false),
+            slot: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
+    }
+
+    /// Whether it is queued and has not run yet.
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    fn work(&'static self, location: &'static Location<'static>) -> &'static Work<'static> {
+        let w = Work {
+            next: Cell::new(core::ptr::null()),
+            func: self.func,
+            done: None,
+            pending: Some(&self.pending),
+            caller: Caller { func: self.name, location },
+        };
+        // SAFETY: the caller won `pending` (false → true), so no one else touches the slot
+        // until the stopper clears `pending` after running it.
+        unsafe {
+            (*self.slot.get()).write(w);
+            (*self.slot.get()).assume_init_ref()
+        }
+    }
+}
+
+fn erase(w: &Work<'_>) -> *const Work<'static> {
+    (w as *const Work<'_>).cast()
+}
+
+impl<'a> MultiStop<'a> {
+    fn new<P: Platform>(
+        func: &'a (dyn Fn() -> i32 + Sync),
+        num_threads: usize,
+        active: CpuMask,
+        p: &P,
+    ) -> Self {
+        let ms = Self {
+            func,
+            num_threads,
+            active,
+            state: AtomicU32::new(MultiStopState::None as u32),
+            thread_ack: AtomicUsize::new(0),
+            acked: AtomicU64::new(0),
+            state_since: AtomicU64::new(0),
+            reported: AtomicU32::new(0),
+        };
+        ms.set_state(MultiStopState::Prepare as u32, p);
+        ms
+    }
+
+    /// Linux's `set_state`: reset the acknowledge counter before publishing the state.
+    fn set_state(&self, state: u32, p: &impl Platform) {
+        self.thread_ack.store(self.num_threads, Ordering::Relaxed);
+        self.acked.store(0, Ordering::Relaxed);
+        self.state_since.store(p.now_ns(), Ordering::Relaxed);
+        // The counter must be reset before anyone can see the new state and acknowledge it.
+        fence(Ordering::Release);
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next.
+    fn ack_state(&self, cpu: usize, p: &impl Platform) {
+        self.acked.fetch_or(bit(cpu), Ordering::Relaxed);
+        if self.thread_ack.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.set_state(self.state.load(Ordering::Relaxed) + 1, p);
+        }
+    }
+
+    /// Linux's `multi_cpu_stop`: one participant's part.
+    fn run<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>) -> i32 {
+        let p = &s.platform;
+        let cpu = p.cpu_id();
+        let is_active = self.active & bit(cpu) != 0;
+        let irq = p.irq_save();
+        let mut cur = MultiStopState::None;
+        let mut err = 0;
+        loop {
+            p.relax();
+            let new = MultiStopState::from_u32(self.state.load(Ordering::Acquire));
+            if new != cur {
+                cur = new;
+                match cur {
+                    // IRQs are already masked by the stopper loop; masking again keeps the
+                    // state machine's meaning if a platform runs works with IRQs enabled.
+                    MultiStopState::DisableIrq => {
+                        let _ = p.irq_save();
+                    }
+                    MultiStopState::Run if is_active => err = (self.func)(),
+                    _ => {}
+                }
+                self.ack_state(cpu, p);
+            } else {
+                self.watchdog(s, cur);
+            }
+            if cur == MultiStopState::Exit {
+                break;
+            }
+        }
+        p.irq_restore(irq);
+        err
+    }
+
+    fn watchdog<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>, cur: MultiStopState) {
+        let limit = s.watchdog_ns.load(Ordering::Relaxed);
+        if limit == 0 {
+            return;
+        }
+        let since = self.state_since.load(Ordering::Relaxed);
+        if s.platform.now_ns().saturating_sub(since) <= limit {
+            return;
+        }
+        // One report per state, by whichever participant notices first.
+        if self.reported.swap(cur as u32 + 1, Ordering::Relaxed) == cur as u32 + 1 {
+            return;
+        }
+        let acked = self.acked.load(Ordering::Relaxed);
+        let all = s.enabled_mask();
+        s.report_stuck(
+            match cur {
+                MultiStopState::Prepare => "multi-CPU stop (PREPARE)",
+                MultiStopState::DisableIrq => "multi-CPU stop (DISABLE_IRQ)",
+                MultiStopState::Run => "multi-CPU stop (RUN)",
+                _ => "multi-CPU stop",
+            },
+            all & !acked,
+            limit,
+        );
+    }
+}

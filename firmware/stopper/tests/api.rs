@@ -1,0 +1,367 @@
+//! Every request kind and every error path, on a host machine of 4 std-thread CPUs.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use armstop_stopper::{NowaitWork, Platform, StopError};
+use common::{Machine, N};
+
+fn me(m: &Machine) -> usize {
+    m.s.platform().cpu_id()
+}
+
+#[test]
+fn stop_one_cpu_runs_on_the_target_and_returns_its_value() {
+    let m = Machine::new();
+    let s = m.s;
+    for target in 0..N {
+        let ran_on = m.on(0, move || {
+            let seen = AtomicUsize::new(usize::MAX);
+            let r = s.stop_one_cpu(target, || {
+                seen.store(s.platform().cpu_id(), Ordering::SeqCst);
+                7
+            });
+            (r, seen.load(Ordering::SeqCst))
+        });
+        assert_eq!(ran_on, (Ok(7), target));
+    }
+}
+
+#[test]
+fn stop_one_cpu_on_a_disabled_stopper_fails_and_never_runs() {
+    let m = Machine::new();
+    let s = m.s;
+    m.on(2, move || {
+        s.stop_machine_park(2);
+        assert!(s.park());
+    });
+    let ran = Arc::new(AtomicBool::new(false));
+    let r2 = ran.clone();
+    let r = m.on(0, move || {
+        s.stop_one_cpu(2, || {
+            r2.store(true, Ordering::SeqCst);
+            0
+        })
+    });
+    assert_eq!(r, Err(StopError::NoEnt));
+    assert_eq!(StopError::NoEnt.errno(), -2);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!ran.load(Ordering::SeqCst), "f ran on a disabled stopper");
+    assert_eq!(m.on(0, move || s.stop_one_cpu(N, || 0)), Err(StopError::InvalidCpu));
+}
+
+#[test]
+fn nowait_runs_and_its_buffer_is_reusable_only_after_running() {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    static GATE: AtomicBool = AtomicBool::new(false);
+    static F: fn() -> i32 = || {
+        while !GATE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        COUNT.fetch_add(1, Ordering::SeqCst);
+        0
+    };
+    static WORK: NowaitWork = NowaitWork::new("count", &F);
+    let m = Machine::new();
+    let s = m.s;
+    assert!(m.on(0, move || s.stop_one_cpu_nowait(1, &WORK)));
+    assert!(WORK.is_pending());
+    assert!(!m.on(0, move || s.stop_one_cpu_nowait(2, &WORK)), "a pending buffer was queued twice");
+    GATE.store(true, Ordering::SeqCst);
+    while WORK.is_pending() {
+        std::thread::yield_now();
+    }
+    assert_eq!(COUNT.load(Ordering::SeqCst), 1);
+    assert!(m.on(0, move || s.stop_one_cpu_nowait(3, &WORK)));
+    while WORK.is_pending() {
+        std::thread::yield_now();
+    }
+    assert_eq!(COUNT.load(Ordering::SeqCst), 2);
+    assert!(!m.on(0, move || s.stop_one_cpu_nowait(N, &WORK)), "invalid CPU");
+}
+
+#[test]
+fn stop_two_cpus_runs_on_the_first_while_the_second_is_held() {
+    let m = Machine::new();
+    let s = m.s;
+    let r = m.on(3, move || {
+        let where_ = Mutex::new(Vec::new());
+        let r = s.stop_two_cpus(2, 0, || {
+            where_.lock().unwrap().push(s.platform().cpu_id());
+            // cpu0 is inside its stopper (the multi-CPU stop), not free.
+            assert!(s.running(0).is_some(), "cpu0 not held in its stopper");
+            5
+        });
+        (r, where_.into_inner().unwrap())
+    });
+    assert_eq!(r, (Ok(5), vec![2]));
+    assert_eq!(m.on(0, move || s.stop_two_cpus(1, 1, || 0)), Err(StopError::SameCpu));
+    assert_eq!(m.on(0, move || s.stop_two_cpus(1, N, || 0)), Err(StopError::InvalidCpu));
+}
+
+#[test]
+fn stop_two_cpus_with_a_disabled_cpu_queues_nothing() {
+    let m = Machine::new();
+    let s = m.s;
+    m.on(3, move || {
+        s.stop_machine_park(3);
+        assert!(s.park());
+    });
+    let before = s.runs(1);
+    let ran = Arc::new(AtomicBool::new(false));
+    let r2 = ran.clone();
+    assert_eq!(
+        m.on(0, move || s.stop_two_cpus(1, 3, || {
+            r2.store(true, Ordering::SeqCst);
+            0
+        })),
+        Err(StopError::NoEnt)
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(s.runs(1), before, "a work was queued on the enabled CPU");
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn stop_cpus_runs_only_where_enabled_and_fails_when_none_is() {
+    let m = Machine::new();
+    let s = m.s;
+    m.on(1, move || {
+        s.stop_machine_park(1);
+        assert!(s.park());
+    });
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let h = hits.clone();
+    let r = m.on(0, move || {
+        s.stop_cpus(0b1110, || {
+            h.lock().unwrap().push(s.platform().cpu_id());
+            0
+        })
+    });
+    assert_eq!(r, Ok(0));
+    let mut got = hits.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec![2, 3]);
+    assert_eq!(m.on(0, move || s.stop_cpus(0b0010, || 1)), Err(StopError::NoEnt));
+    assert_eq!(m.on(0, move || s.stop_cpus(1 << N, || 1)), Err(StopError::InvalidCpu));
+}
+
+#[test]
+fn try_stop_cpus_fails_fast_while_another_runs() {
+    let m = Machine::new();
+    let s = m.s;
+    static HOLD: AtomicBool = AtomicBool::new(true);
+    static INSIDE: AtomicBool = AtomicBool::new(false);
+    let first = m.spawn_on(0, move || {
+        s.stop_cpus(0b0010, || {
+            INSIDE.store(true, Ordering::SeqCst);
+            while HOLD.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while !INSIDE.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    assert_eq!(m.on(2, move || s.try_stop_cpus(0b1000, || 0)), Err(StopError::Busy));
+    HOLD.store(false, Ordering::SeqCst);
+    assert_eq!(first.recv().unwrap(), Ok(0));
+    assert_eq!(m.on(2, move || s.try_stop_cpus(0b1000, || 0)), Ok(0));
+}
+
+#[test]
+fn stop_machine_without_a_mask_runs_once_with_everyone_stopped() {
+    let m = Machine::new();
+    let s = m.s;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let r = m.on(2, move || {
+        s.stop_machine(
+            || {
+                c.fetch_add(1, Ordering::SeqCst);
+                for cpu in 0..N {
+                    assert!(s.running(cpu).is_some(), "cpu{cpu} not inside its stopper during RUN");
+                }
+                0
+            },
+            None,
+        )
+    });
+    assert_eq!(r, Ok(0));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn stop_machine_with_a_mask_runs_on_those_cpus() {
+    let m = Machine::new();
+    let s = m.s;
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let h = hits.clone();
+    assert_eq!(
+        m.on(0, move || s.stop_machine(
+            || {
+                h.lock().unwrap().push(s.platform().cpu_id());
+                0
+            },
+            Some(0b1001)
+        )),
+        Ok(0)
+    );
+    let mut got = hits.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec![0, 3]);
+}
+
+#[test]
+fn non_zero_returns_propagate() {
+    let m = Machine::new();
+    let s = m.s;
+    assert_eq!(m.on(0, move || s.stop_one_cpu(1, || -5)), Ok(-5));
+    assert_eq!(m.on(0, move || s.stop_two_cpus(1, 2, || -7)), Ok(-7));
+    assert_eq!(
+        m.on(0, move || s.stop_cpus(0b0110, || if s.platform().cpu_id() == 2 { -9 } else { 0 })),
+        Ok(-9)
+    );
+    assert_eq!(m.on(0, move || s.stop_machine(|| -11, Some(0b1111))), Ok(-11));
+}
+
+#[test]
+fn works_run_in_fifo_order_per_cpu() {
+    const K: usize = 64;
+    static ORDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    static GATE: AtomicBool = AtomicBool::new(false);
+    static BLOCK: fn() -> i32 = || {
+        while !GATE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        0
+    };
+    static BLOCKER: NowaitWork = NowaitWork::new("block", &BLOCK);
+    static FNS: [fn() -> i32; K] = {
+        let mut a: [fn() -> i32; K] = [|| 0; K];
+        macro_rules! set { ($($i:literal)*) => { $( a[$i] = || { ORDER.lock().unwrap().push($i); 0 }; )* } }
+        set!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+             32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
+        a
+    };
+    static WORKS: [NowaitWork; K] = {
+        let mut i = 0;
+        let mut w = [const { NowaitWork::new("noop", &FNS[0]) }; K];
+        while i < K {
+            w[i] = NowaitWork::new("ordered", &FNS[i]);
+            i += 1;
+        }
+        w
+    };
+    let m = Machine::new();
+    let s = m.s;
+    m.on(0, move || {
+        assert!(s.stop_one_cpu_nowait(3, &BLOCKER));
+        for w in &WORKS {
+            assert!(s.stop_one_cpu_nowait(3, w));
+        }
+    });
+    GATE.store(true, Ordering::SeqCst);
+    while WORKS.iter().any(NowaitWork::is_pending) {
+        std::thread::yield_now();
+    }
+    assert_eq!(*ORDER.lock().unwrap(), (0..K).collect::<Vec<_>>());
+}
+
+#[test]
+fn waiting_requests_from_a_callback_are_refused() {
+    let m = Machine::new();
+    let s = m.s;
+    let r = m.on(0, move || {
+        let inner = Mutex::new(None);
+        s.stop_one_cpu(1, || {
+            *inner.lock().unwrap() = Some((
+                s.stop_one_cpu(2, || 0),
+                s.stop_two_cpus(2, 3, || 0),
+                s.stop_cpus(0b100, || 0),
+                s.stop_machine(|| 0, None),
+            ));
+            0
+        })
+        .unwrap();
+        inner.into_inner().unwrap().unwrap()
+    });
+    let e = Err(StopError::WouldDeadlock);
+    assert_eq!(r, (e, e, e, e));
+}
+
+#[test]
+fn parking_flushes_queued_works_first() {
+    static RAN: AtomicU64 = AtomicU64::new(0);
+    static F: fn() -> i32 = || {
+        RAN.fetch_add(1, Ordering::SeqCst);
+        0
+    };
+    static W: [NowaitWork; 3] = [const { NowaitWork::new("flushed", &F) }; 3];
+    let m = Machine::new();
+    let s = m.s;
+    // Queue three works, then park from a callback on the same CPU (as take_cpu_down does):
+    // the three are behind the callback and must run before the stopper parks.
+    let parked = m.on(1, move || {
+        s.stop_one_cpu(2, || {
+            for w in &W {
+                assert!(s.stop_one_cpu_nowait(2, w));
+            }
+            s.stop_machine_park(2);
+            0
+        })
+    });
+    assert_eq!(parked, Ok(0));
+    while !s.is_parked(2) {
+        std::thread::yield_now();
+    }
+    assert_eq!(RAN.load(Ordering::SeqCst), 3);
+    assert_eq!(s.stats().park_with_works, 0);
+    assert!(!s.is_enabled(2));
+    s.stop_machine_unpark(2);
+    assert_eq!(m.on(0, move || s.stop_one_cpu(2, || 1)), Ok(1));
+}
+
+#[test]
+fn watchdog_names_what_a_late_participant_runs() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(20_000_000);
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    fn slow_callback() -> i32 {
+        while SLOW.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        0
+    }
+    // cpu3 is busy in a long callback, so the stop_machine waits for it.
+    let busy = m.spawn_on(0, move || s.stop_one_cpu(3, slow_callback));
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let sm = m.spawn_on(1, move || s.stop_machine(|| 0, None));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.stats().watchdog_reports == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    SLOW.store(false, Ordering::SeqCst);
+    assert_eq!(busy.recv().unwrap(), Ok(0));
+    assert_eq!(sm.recv().unwrap(), Ok(0));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("cpu3: running"), "{reports}");
+    assert!(reports.contains("slow_callback <- "), "{reports}");
+    assert!(reports.contains("api.rs"), "caller location missing: {reports}");
+}
+
+#[test]
+fn errnos_are_linuxs() {
+    assert_eq!(StopError::InvalidCpu.errno(), -22);
+    assert_eq!(StopError::SameCpu.errno(), -22);
+    assert_eq!(StopError::Busy.errno(), -11);
+    assert_eq!(StopError::WouldDeadlock.errno(), -35);
+    let _ = me;
+}
