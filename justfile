@@ -23,10 +23,17 @@ run machines="virt-gicv2 virt-gicv3": build
 # Every test: host unit tests, then the on-target suite and harness self-tests on the QEMU matrix.
 test: build
     cargo test --quiet
+    just loom
     {{runner}} test --junit {{junit}} --log-dir target/qemu-logs \
       --suite {{images}}/suite \
       --selftest-fail {{images}}/selftest-fail \
       --selftest-hang {{images}}/selftest-hang
+
+# The stopper's loom models; then the same models with the pre-fix park restored, which must
+# fail (they are marked should_panic under that feature, so "ok" there means "the model caught it").
+loom:
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper --test loom
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper --test loom --features pre-fix-park
 
 # Build the firmware images and the host runner.
 build: build-firmware

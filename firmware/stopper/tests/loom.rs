@@ -1,0 +1,220 @@
+//! Exhaustive (bounded) loom models of the stopper's races. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p armstop-stopper --test loom --release`.
+//!
+//! With `--features pre-fix-park` (the behaviour before Linux's fix "stop_machine: Ensure that a
+//! queued callback will be called before cpu_stop_park()"), `queue_vs_park` must fail: that is
+//! how we know the model can see the bug the fix is about.
+#![cfg(loom)]
+
+use std::fmt;
+
+use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+
+loom::thread_local! {
+    static CPU: std::cell::Cell<usize> = std::cell::Cell::new(usize::MAX);
+}
+
+struct LoomPlatform;
+
+impl Platform for LoomPlatform {
+    fn cpu_id(&self) -> usize {
+        CPU.with(|c| c.get())
+    }
+    // Each modelled CPU's thread runs its own stopper; a kick has nothing to wake.
+    fn kick(&self, _: usize) {}
+    fn irq_save(&self) -> usize {
+        0
+    }
+    fn irq_restore(&self, _: usize) {}
+    fn relax(&self) {
+        loom::thread::yield_now();
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn report(&self, args: fmt::Arguments<'_>) {
+        panic!("stopper reported: {args}");
+    }
+}
+
+fn builder() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b
+}
+
+fn set_cpu(cpu: usize) {
+    CPU.with(|c| c.set(cpu));
+}
+
+/// The core guarantee: a nowait work queued while cpu1 goes down either runs (queue said yes)
+/// or is refused (queue said no); never accepted and dropped.
+#[test]
+#[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
+fn queue_vs_park() {
+    builder().check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        // A nowait work's buffer and function are 'static; leak them (not an Arc: loom checks
+        // those for leaks).
+        let ran: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let f: &'static _ = Box::leak(Box::new(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+            0
+        }));
+        let work: &'static NowaitWork = Box::leak(Box::new(NowaitWork::new("modelled", f)));
+
+        let s1 = s.clone();
+        // cpu1: take_cpu_down's park, then the stopper loop's flush and park.
+        let dying = loom::thread::spawn(move || {
+            set_cpu(1);
+            s1.stop_machine_park(1);
+            s1.run_works();
+            assert!(s1.park());
+        });
+        set_cpu(0);
+        let queued = s.stop_one_cpu_nowait(1, work);
+        dying.join().unwrap();
+        let ran = ran.load(Ordering::SeqCst);
+        if queued {
+            assert_eq!(ran, 1, "accepted work never ran");
+        } else {
+            assert_eq!(ran, 0, "refused work ran");
+        }
+        assert_eq!(s.stats().park_with_works, 0);
+    });
+}
+
+/// The same race for a waiting request: `stop_one_cpu` either returns the function's value
+/// after it ran, or `NoEnt` with the function never run, and never waits forever.
+#[test]
+#[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
+fn stop_one_cpu_vs_park() {
+    builder().check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let s1 = s.clone();
+        let dying = loom::thread::spawn(move || {
+            set_cpu(1);
+            s1.stop_machine_park(1);
+            s1.run_works();
+            s1.park();
+        });
+        set_cpu(0);
+        let r = ran.clone();
+        let result = s.stop_one_cpu(1, move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            3
+        });
+        dying.join().unwrap();
+        match result {
+            Ok(v) => {
+                assert_eq!(ran.load(Ordering::SeqCst), 1, "accepted work never ran");
+                assert_eq!(v, 3);
+            }
+            Err(e) => {
+                assert_eq!(e, StopError::NoEnt);
+                assert_eq!(ran.load(Ordering::SeqCst), 0);
+            }
+        }
+    });
+}
+
+/// `stop_two_cpus(0, 1)` against `stop_machine` on both CPUs: both finish (the
+/// `stop_cpus_in_progress` back-off keeps the two from being queued in crossed order, which
+/// would have each CPU's stopper wait in a different multi-CPU stop forever), each function
+/// runs exactly once.
+#[test]
+fn stop_two_cpus_vs_stop_machine() {
+    let mut b = builder();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let two = Arc::new(AtomicUsize::new(0));
+        let machine = Arc::new(AtomicUsize::new(0));
+        // Requests finished; a CPU keeps serving its stopper until both are, since the other
+        // request may still have a work queued on it.
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, t, f1) = (s.clone(), two.clone(), finished.clone());
+        // Each requester also runs its own CPU's stopper while it waits.
+        let cpu1 = loom::thread::spawn(move || {
+            set_cpu(1);
+            let r = s1.stop_two_cpus(1, 0, move || {
+                t.fetch_add(1, Ordering::SeqCst);
+                0
+            });
+            f1.fetch_add(1, Ordering::SeqCst);
+            while f1.load(Ordering::SeqCst) < 2 {
+                s1.run_works();
+                loom::thread::yield_now();
+            }
+            r
+        });
+        set_cpu(0);
+        let m = machine.clone();
+        let r0 = s.stop_machine(
+            move || {
+                m.fetch_add(1, Ordering::SeqCst);
+                0
+            },
+            None,
+        );
+        finished.fetch_add(1, Ordering::SeqCst);
+        while finished.load(Ordering::SeqCst) < 2 {
+            s.run_works();
+            loom::thread::yield_now();
+        }
+        assert_eq!(cpu1.join().unwrap(), Ok(0));
+        assert_eq!(r0, Ok(0));
+        assert_eq!(two.load(Ordering::SeqCst), 1);
+        assert_eq!(machine.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The PREPARE → DISABLE_IRQ → RUN → EXIT machine with its acknowledge counter: the function
+/// runs exactly once on the active CPU only, while the other participant is inside the
+/// machine, and both leave. (Two CPUs: with three, the polling stoppers put the model past
+/// loom's branch limits; the host tests run the same code on four.)
+#[test]
+fn stop_machine_ack_counter() {
+    let mut b = builder();
+    b.preemption_bound = Some(2);
+    // The serving CPU polls until the request is done; every poll is a branch.
+    b.max_branches = 10_000;
+    b.check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, f1) = (s.clone(), finished.clone());
+        let server = loom::thread::spawn(move || {
+            set_cpu(1);
+            while f1.load(Ordering::SeqCst) == 0 {
+                s1.run_works();
+                loom::thread::yield_now();
+            }
+        });
+        set_cpu(0);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (r, s2) = (ran.clone(), s.clone());
+        let result = s.stop_machine(
+            move || {
+                assert!(s2.running(0).is_some(), "cpu0 not stopped during RUN");
+                r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
+                0
+            },
+            Some(0b10),
+        );
+        finished.store(1, Ordering::SeqCst);
+        server.join().unwrap();
+        assert_eq!(result, Ok(0));
+        assert_eq!(ran.load(Ordering::SeqCst), 1 << 8, "once on cpu1, never on cpu0");
+    });
+}
