@@ -1,5 +1,7 @@
 //! Every request kind and every error path, on a host machine of 4 std-thread CPUs.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

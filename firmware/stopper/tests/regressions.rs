@@ -1,6 +1,8 @@
 //! Scenarios from Linux's history, on the host machine, thousands of iterations each, with
 //! every count checked exactly.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::sync::Arc;
