@@ -161,3 +161,96 @@ pub fn ping_pong() {
         }
     }
 }
+
+/// Latency figures of one request kind: fastest, mean and slowest of `n` requests.
+pub struct Latency {
+    /// Requests made.
+    pub n: u32,
+    /// Fastest.
+    pub best: Duration,
+    /// Mean.
+    pub mean: Duration,
+    /// Slowest.
+    pub worst: Duration,
+}
+
+fn measure(n: u32, mut f: impl FnMut()) -> Latency {
+    let (mut best, mut worst, mut total) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        f();
+        let t = t0.elapsed();
+        best = best.min(t);
+        worst = worst.max(t);
+        total += t;
+    }
+    Latency { n, best, mean: total / n.max(1), worst }
+}
+
+fn print_latency(what: &str, l: &Latency) {
+    println!(
+        "  {what:<28} {:>6} requests: best {:>7} ns, mean {:>7} ns, worst {:>8} ns",
+        l.n,
+        l.best.as_nanos(),
+        l.mean.as_nanos(),
+        l.worst.as_nanos()
+    );
+}
+
+/// Shows the stopper at work: `stop_one_cpu` on each CPU, `stop_two_cpus` on each pair and a
+/// `stop_machine` across all CPUs, each checked and timed.
+pub fn stopper() {
+    use crate::stop::STOPPERS;
+    const N: u32 = 200;
+    let n = cpu_count();
+    println!(
+        "Stopper ({} stoppers enabled, mask {:#x}):",
+        STOPPERS.enabled_mask().count_ones(),
+        STOPPERS.enabled_mask()
+    );
+    for cpu in 0..n {
+        let l = measure(N, || {
+            let r = STOPPERS.stop_one_cpu(cpu, || crate::cpu::id() as i32);
+            assert_eq!(r, Ok(cpu as i32), "stop_one_cpu({cpu}) ran elsewhere or failed");
+        });
+        print_latency(alloc_free_label("stop_one_cpu", cpu, None).as_str(), &l);
+    }
+    for a in 0..n {
+        for b in (a + 1)..n {
+            let l = measure(N, || {
+                let r = STOPPERS.stop_two_cpus(a, b, || crate::cpu::id() as i32);
+                assert_eq!(r, Ok(a as i32), "stop_two_cpus({a},{b}) ran f off cpu{a}");
+            });
+            print_latency(alloc_free_label("stop_two_cpus", a, Some(b)).as_str(), &l);
+        }
+    }
+    let ran = AtomicU64::new(0);
+    let l = measure(N, || {
+        let r = STOPPERS.stop_machine(
+            || {
+                ran.fetch_add(1 << (8 * crate::cpu::id()), Ordering::Relaxed);
+                0
+            },
+            Some(STOPPERS.enabled_mask()),
+        );
+        assert_eq!(r, Ok(0));
+    });
+    print_latency("stop_machine (all CPUs run f)", &l);
+    let per_cpu = ran.load(Ordering::Relaxed);
+    let counts: [u64; 4] = core::array::from_fn(|c| (per_cpu >> (8 * c)) & 0xff);
+    println!("  stop_machine callbacks per CPU (mod 256): {counts:?}; expected {} each", N % 256);
+    let st = STOPPERS.stats();
+    println!(
+        "  stopper totals: park-with-works bugs {}, stop_cpus_in_progress back-offs {}, watchdog reports {}",
+        st.park_with_works, st.in_progress_retries, st.watchdog_reports
+    );
+}
+
+fn alloc_free_label(what: &str, a: usize, b: Option<usize>) -> crate::console::LineBuf<40> {
+    let mut l = crate::console::LineBuf::new();
+    let _ = match b {
+        Some(b) => core::fmt::write(&mut l, format_args!("{what}({a},{b})")),
+        None => core::fmt::write(&mut l, format_args!("{what}({a})")),
+    };
+    l
+}

@@ -26,6 +26,7 @@ pub mod mm;
 pub mod power;
 pub mod psci;
 pub mod smp;
+pub mod stop;
 pub mod testing;
 pub mod time;
 

@@ -22,6 +22,7 @@ fn main() -> ! {
     }
     demo::sgi_matrix();
     demo::ping_pong();
+    demo::stopper();
     println!("== done: powering off through PSCI SYSTEM_OFF ==");
     armstop::power::system_off()
 }

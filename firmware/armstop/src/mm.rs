@@ -14,8 +14,9 @@ use crate::board::BOARD;
 const PAGE: usize = 4096;
 /// Bytes of the stack used while reporting a fault in an exception handler.
 pub const EMERGENCY_STACK: usize = 4 * 1024;
-/// Bytes of the stack exception handlers (IRQs included) run on.
-pub const EXCEPTION_STACK: usize = 16 * 1024;
+/// Bytes of the stack exception handlers (IRQs included) run on. Stopper works kicked by an
+/// SGI run here too, so it is as large as a thread stack.
+pub const EXCEPTION_STACK: usize = 64 * 1024;
 /// Bytes of the stack each CPU's threads run on.
 pub const THREAD_STACK: usize = 64 * 1024;
 

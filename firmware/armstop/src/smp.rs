@@ -151,6 +151,9 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
             psci::error_name(e)
         )),
     }
+    // The stopper is enabled before the CPU counts as online, so it cannot be taken down
+    // before its stopper has run once.
+    crate::stop::STOPPERS.stop_machine_unpark(0);
     set_state(0, CpuState::Online);
     crate::cpu::unmask_irqs();
     bring_up_secondaries();
@@ -303,6 +306,7 @@ pub extern "C" fn secondary_entry(args: &BootArgs, boot_el: u64) -> ! {
         set_state(cpu, CpuState::Failed);
         crate::power::halt();
     }
+    crate::stop::STOPPERS.stop_machine_unpark(cpu);
     set_state(cpu, CpuState::Online);
     idle_loop()
 }
@@ -316,6 +320,11 @@ fn idle_loop() -> ! {
     let me = crate::cpu::id();
     loop {
         let guard = crate::cpu::mask_irqs();
+        if crate::stop::STOPPERS.has_work(me) {
+            crate::cpu::unmask_irqs();
+            crate::stop::STOPPERS.run_works();
+            continue;
+        }
         if CALLS[me].state.load(Ordering::Acquire) == CALL_POSTED {
             crate::cpu::unmask_irqs();
             CALLS[me].run();

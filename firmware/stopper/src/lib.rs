@@ -45,7 +45,8 @@ pub trait Platform: Sync {
     fn cpu_id(&self) -> usize;
     /// Wakes `cpu`'s stopper loop (an SGI on the target). Never called with a stopper lock held.
     fn kick(&self, cpu: usize);
-    /// Masks IRQs on this CPU, returning what to restore.
+    /// Masks IRQs on this CPU, returning what to restore. While masked, this CPU's stopper
+    /// must not run (on the target, kicks are IRQs): that is the stopper's `preempt_disable`.
     fn irq_save(&self) -> usize;
     /// Restores the IRQ state [`Platform::irq_save`] returned.
     fn irq_restore(&self, saved: usize);
@@ -601,6 +602,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         w_hi: &Work<'_>,
     ) -> Result<(), StopError> {
         loop {
+            // IRQs stay masked until both stoppers are kicked (Linux: preempt_disable): a kick
+            // to this CPU would otherwise run its half of the multi-CPU stop at once, waiting
+            // for the other CPU that has not been kicked yet.
             let irq = self.platform.irq_save();
             let outcome = {
                 let mut l1 = self.cpus[lo].works.lock();
@@ -620,13 +624,13 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                     Ok(true)
                 }
             };
+            if outcome == Ok(true) {
+                self.platform.kick(lo);
+                self.platform.kick(hi);
+            }
             self.platform.irq_restore(irq);
             match outcome {
-                Ok(true) => {
-                    self.platform.kick(lo);
-                    self.platform.kick(hi);
-                    return Ok(());
-                }
+                Ok(true) => return Ok(()),
                 Ok(false) => {
                     self.in_progress_retries.fetch_add(1, Ordering::Relaxed);
                     while self.stop_cpus_in_progress.load(Ordering::Acquire) {
@@ -644,6 +648,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// # Safety
     /// `works[c]` for every `c` in `mask` as for `queue_work`.
     unsafe fn queue_stop_cpus_work(&self, mask: CpuMask, works: &[Work<'_>]) -> bool {
+        // IRQs masked while queueing (Linux: preempt_disable), so this CPU's own stopper cannot
+        // run its work, and wait for stoppers not yet queued, before the loop is done.
+        let irq = self.platform.irq_save();
         self.stop_cpus_in_progress.store(true, Ordering::Release);
         let mut queued = false;
         for cpu in (0..N).filter(|&c| mask & bit(c) != 0) {
@@ -651,6 +658,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             queued |= unsafe { self.queue_work(cpu, &works[cpu]) };
         }
         self.stop_cpus_in_progress.store(false, Ordering::Release);
+        self.platform.irq_restore(irq);
         queued
     }
 

@@ -75,7 +75,7 @@ core::arch::global_asm!(
 // (reported as its old value is not needed: the handler only reports and stops).
 .macro ARMSTOP_EMERGENCY
     mrs     x17, tpidr_el1
-    mov     x16, #{slot}
+    ldr     x16, ={slot}
     mul     x17, x17, x16
     adrp    x16, {stacks}
     add     x16, x16, :lo12:{stacks}

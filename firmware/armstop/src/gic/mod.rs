@@ -197,6 +197,13 @@ pub fn handle_irq() {
             }
             if ack.intid == u32::from(SGI_IPI) {
                 crate::ipi::handle();
+            } else if ack.intid == u32::from(crate::stop::SGI_STOPPER) {
+                // End it first: the works may run long (a stop_machine), and a new kick that
+                // arrives meanwhile must stay pending rather than be merged into this one.
+                end(ack.raw);
+                IN_FLIGHT[cpu].store(NONE, Ordering::Relaxed);
+                crate::stop::on_kick();
+                continue;
             }
         } else {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
