@@ -24,7 +24,7 @@ run machines="virt-gicv2 virt-gicv3": build
 test: build
     cargo test --quiet
     just loom
-    {{runner}} test --junit {{junit}} --log-dir target/qemu-logs \
+    {{runner}} test --timeout 240 --junit {{junit}} --log-dir target/qemu-logs \
       --suite {{images}}/suite \
       --selftest-fail {{images}}/selftest-fail \
       --selftest-hang {{images}}/selftest-hang

@@ -325,6 +325,11 @@ fn idle_loop() -> ! {
             crate::stop::STOPPERS.run_works();
             continue;
         }
+        if crate::stop::STOPPERS.park() {
+            // Flushed and parked. Until hotplug turns the CPU off here (PSCI CPU_OFF), a parked
+            // stopper waits to be enabled again; calls still run.
+            log::info!("cpu{me}: stopper parked");
+        }
         if CALLS[me].state.load(Ordering::Acquire) == CALL_POSTED {
             crate::cpu::unmask_irqs();
             CALLS[me].run();
@@ -437,13 +442,18 @@ pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, Ca
 }
 
 impl Pending {
-    /// Waits for the call's result.
-    pub fn wait(mut self) -> Result<usize, CallError> {
+    /// Waits for the call's result, up to [`CALL_TIMEOUT`].
+    pub fn wait(self) -> Result<usize, CallError> {
+        self.wait_timeout(CALL_TIMEOUT)
+    }
+
+    /// Waits for the call's result, up to `timeout` (for calls known to run long).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Result<usize, CallError> {
         if let Some(r) = self.local {
             return Ok(r);
         }
         let slot = &CALLS[self.cpu];
-        let finished = wait_until(CALL_TIMEOUT, || {
+        let finished = wait_until(timeout, || {
             matches!(slot.state.load(Ordering::Acquire), CALL_DONE | CALL_FAULTED)
         });
         let result = if finished {

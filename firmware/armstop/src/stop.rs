@@ -59,8 +59,12 @@ impl Platform for Firmware {
     }
 }
 
+/// CPUs on this board: the stoppers' size, so a CPU id past the board's is `InvalidCpu`.
+pub const NR_CPUS: usize = crate::board::cpu_count();
+const _: () = assert!(NR_CPUS <= MAX_CPUS);
+
 /// Every CPU's stopper.
-pub static STOPPERS: Stoppers<Firmware, MAX_CPUS> = Stoppers::new(Firmware);
+pub static STOPPERS: Stoppers<Firmware, NR_CPUS> = Stoppers::new(Firmware);
 
 /// Runs this CPU's pending works; called by the SGI handler and the idle loop.
 pub fn on_kick() {

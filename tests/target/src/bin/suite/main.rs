@@ -11,4 +11,5 @@ mod gic;
 mod mm;
 mod psci;
 mod smp;
+mod stopper;
 mod time;
