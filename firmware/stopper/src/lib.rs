@@ -395,8 +395,16 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
 
     /// What `cpu`'s stopper is running now, if anything (Linux's `print_stop_info`).
     pub fn running(&self, cpu: usize) -> Option<Caller> {
-        // try_lock: the reporter must not wait behind a CPU that is stuck.
-        self.cpus[cpu].running.try_lock().and_then(|r| *r)
+        // The stopper holds this lock only to store one value, so contention is other readers;
+        // retry a bounded number of times rather than block, so a report never waits behind a
+        // CPU that died holding it.
+        for _ in 0..100_000 {
+            if let Some(r) = self.cpus[cpu].running.try_lock() {
+                return *r;
+            }
+            self.platform.relax();
+        }
+        None
     }
 
     /// Whether the calling CPU is inside a stopper callback.
