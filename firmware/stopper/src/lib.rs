@@ -20,9 +20,7 @@
 //! | [`Stoppers::park`] | `cpu_stop_park` (with the flush before it) | — |
 //! | [`Stoppers::running`] | `print_stop_info` | — |
 //!
-//! The guarantee, kept in [`Stoppers::queue_work`]: **if queueing a work succeeds, its function
-//! will run.** A work is only appended while `enabled` is read true under the stopper's lock,
-//! and a stopper whose `enabled` was cleared flushes (runs) every queued work before it parks.
+//! The core guarantee is stated, once, where it is kept: in `Stoppers::queue_work`.
 //!
 //! A callback returns an `i32`; non-zero is a failure, reported to the requester (the first
 //! non-zero one, for multi-CPU requests). Callbacks must not wait for other stoppers (a stop
@@ -412,11 +410,6 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         self.cpus[self.platform.cpu_id()].in_callback.load(Ordering::Relaxed)
     }
 
-    fn append(&self, cpu: usize, list: &mut List, work: *const Work<'static>) {
-        let _ = cpu;
-        list.push_back(work);
-    }
-
     /// Queues `work` on `cpu` and kicks its stopper: `true` means the function will run.
     ///
     /// # Safety
@@ -427,12 +420,13 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         let irq = self.platform.irq_save();
         let enabled = {
             let mut list = stopper.works.lock();
-            // The guarantee lives here: a work is appended only while `enabled` is true under
-            // the lock, and a disabled stopper takes this lock and runs everything appended
-            // before it parks. Otherwise the request is completed without running.
+            // THE GUARANTEE: if queueing a work succeeds, its function will run. A work is
+            // appended only while `enabled` reads true under this lock, and a stopper whose
+            // `enabled` was cleared takes this lock and runs everything appended before it parks
+            // (`park`). Otherwise the request is completed here, without running.
             let enabled = stopper.enabled.load(Ordering::Relaxed);
             if enabled {
-                self.append(cpu, &mut list, erase(work));
+                list.push_back(erase(work));
             } else if let Some(done) = work.done {
                 done.signal(0);
             }
@@ -627,8 +621,8 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                     // multi-CPU stops would wait for each other forever. Back off.
                     Ok(false)
                 } else {
-                    self.append(lo, &mut l1, erase(w_lo));
-                    self.append(hi, &mut l2, erase(w_hi));
+                    l1.push_back(erase(w_lo));
+                    l2.push_back(erase(w_hi));
                     Ok(true)
                 }
             };
