@@ -29,11 +29,14 @@ test: build
       --selftest-fail {{images}}/selftest-fail \
       --selftest-hang {{images}}/selftest-hang
 
-# The stopper's loom models; then the same models with the pre-fix park restored, which must
-# fail (they are marked should_panic under that feature, so "ok" there means "the model caught it").
+# The loom models of the stopper and of hotplug; then the same models with a pre-fix behaviour
+# restored, which must fail (they are marked should_panic under that feature, so "ok" there
+# means "the model caught it"): the stopper's park before Linux's fix, and a CPU marked online
+# before its stopper is enabled.
 loom:
-    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper --test loom
-    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper --test loom --features pre-fix-park
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom --features armstop-stopper/pre-fix-park,armstop-hotplug/pre-fix-park
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-hotplug --test loom --features pre-fix-online
 
 # Build the firmware images and the host runner.
 build: build-firmware

@@ -29,7 +29,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod sync;
+pub mod sync;
 
 use core::cell::Cell;
 use core::fmt;
