@@ -254,3 +254,76 @@ fn alloc_free_label(what: &str, a: usize, b: Option<usize>) -> crate::console::L
     };
     l
 }
+
+/// Shows CPU hotplug: each secondary CPU is taken down and brought back a few times, with the
+/// time of each step, while the stopper keeps serving the CPUs that are up (every online CPU
+/// runs a `stop_one_cpu`, and a `stop_machine` runs across them) and refuses the one that is
+/// down.
+pub fn hotplug() {
+    use crate::hotplug::{self, HOTPLUG};
+    use crate::stop::{STOPPERS, StopError};
+    const ROUNDS: usize = 3;
+    let n = cpu_count();
+    println!("CPU hotplug (stop_machine(take_cpu_down), flush, park, PSCI CPU_OFF; CPU_ON back):");
+    for round in 0..ROUNDS {
+        for cpu in 1..n {
+            let down = match hotplug::cpu_down(cpu) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("  cpu_down({cpu}) FAILED: {e}");
+                    continue;
+                }
+            };
+            let online = HOTPLUG.online_mask();
+            // The stopper on the CPUs that are up, and the refusal for the one that is not.
+            let mut served = 0;
+            for c in (0..n).filter(|&c| online & (1 << c) != 0) {
+                if STOPPERS.stop_one_cpu(c, || crate::cpu::id() as i32) == Ok(c as i32) {
+                    served += 1;
+                }
+            }
+            let machine = AtomicU64::new(0);
+            let r = STOPPERS.stop_machine(
+                || {
+                    machine.fetch_or(1 << crate::cpu::id(), Ordering::Relaxed);
+                    0
+                },
+                Some((1 << n) - 1),
+            );
+            let refused = STOPPERS.stop_one_cpu(cpu, || 0) == Err(StopError::NoEnt);
+            println!(
+                "  round {round}: cpu_down({cpu}) in {} us (stop_machine {}, flush+park {}, until OFF {})",
+                down.total_ns() / 1000,
+                down.stop_ns / 1000,
+                down.dead_ns / 1000,
+                down.off_ns / 1000,
+            );
+            println!(
+                "    online {online:#06b}: stop_one_cpu served {served}/{}, stop_machine ran on {:#06b}{}, stop_one_cpu({cpu}) {}",
+                online.count_ones(),
+                machine.load(Ordering::Relaxed),
+                if r == Ok(0) { "" } else { " (FAILED)" },
+                if refused { "refused (NoEnt)" } else { "NOT REFUSED" },
+            );
+            match hotplug::cpu_up(cpu) {
+                Ok(t) => println!(
+                    "    cpu_up({cpu}) in {} us (CPU_ON {}, until online {})",
+                    t.total_ns() / 1000,
+                    t.on_ns / 1000,
+                    t.online_ns / 1000
+                ),
+                Err(e) => println!("    cpu_up({cpu}) FAILED: {e}"),
+            }
+        }
+    }
+    let hs = HOTPLUG.stats();
+    let ss = STOPPERS.stats();
+    println!(
+        "  hotplug totals: {} downs, {} ups, online {:#06b}; park-with-works bugs {}, bad transitions {}",
+        hs.downs,
+        hs.ups,
+        HOTPLUG.online_mask(),
+        ss.park_with_works,
+        hs.bad_transitions
+    );
+}

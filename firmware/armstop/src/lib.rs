@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod demo;
 pub mod fault;
 pub mod gic;
+pub mod hotplug;
 pub mod ipi;
 pub mod mm;
 pub mod power;

@@ -1,5 +1,5 @@
-//! armstop's main job: boot every core, show each one's identity, and exercise the SGI path
-//! between every pair of cores, then power off through PSCI.
+//! armstop's main job: boot every core, show each one's identity, exercise the SGI path between
+//! every pair of cores, the stopper and CPU hotplug, then power off through PSCI.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -23,6 +23,7 @@ fn main() -> ! {
     demo::sgi_matrix();
     demo::ping_pong();
     demo::stopper();
+    demo::hotplug();
     println!("== done: powering off through PSCI SYSTEM_OFF ==");
     armstop::power::system_off()
 }

@@ -1,14 +1,17 @@
-//! Bringing CPUs up through PSCI CPU_ON, their states, the idle loop and cross-CPU calls.
+//! Bringing CPUs up at boot, the idle (stopper) loop every secondary CPU runs, and cross-CPU
+//! calls.
 //!
-//! Per-CPU state: `Off → Starting → Online`, or `Failed` (refused by PSCI, or did not report
-//! in within [`BOOT_TIMEOUT`]). A CPU is `Online` only after its MMU, vectors, GIC interface
-//! and stacks are set up, so anything may be asked of it from then on.
+//! CPU states and hotplug are in [`crate::hotplug`]; at boot the secondaries are started with
+//! `cpu_up`, like any later hotplug. A CPU is online only after its MMU, vectors, GIC interface,
+//! timer and stacks are set up and its stopper is enabled, so anything may be asked of it from
+//! then on.
 //!
 //! Lost wake-ups: the idle loop checks for work with IRQs masked and then executes `wfi`, which
 //! returns on a pending IRQ even while masked; a post + SGI that lands between the check and
 //! the `wfi` therefore ends the wait instead of being slept through.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
 use core::time::Duration;
 
 use armstop_boards::MAX_CPUS;
@@ -17,10 +20,9 @@ use crate::board::{BOARD, cpu_count};
 use crate::console;
 use crate::ipi::{self, Message};
 use crate::psci;
-use crate::time::{Instant, wait_until};
+use crate::hotplug::Step;
+use crate::time::wait_until;
 
-/// How long a started CPU has to report in.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long [`run_on`] waits for a call to finish.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,46 +49,19 @@ static mut BOOT_ARGS: [BootArgs; MAX_CPUS] =
     [BootArgs { cpu: 0, exception_stack_top: 0, thread_stack_top: 0, ttbr0: 0, tcr: 0, mair: 0 };
         MAX_CPUS];
 
-/// A CPU's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum CpuState {
-    /// Not started.
-    Off = 0,
-    /// CPU_ON accepted; not reported in yet.
-    Starting = 1,
-    /// Running its idle loop; accepts work.
-    Online = 2,
-    /// Could not be started (see the console for why).
-    Failed = 3,
-}
-
-static STATE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(CpuState::Off as u32) }; MAX_CPUS];
 static BOOT_EL: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static SEEN_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 
-/// The state of `cpu`.
-pub fn state(cpu: usize) -> CpuState {
-    match STATE[cpu].load(Ordering::Acquire) {
-        0 => CpuState::Off,
-        1 => CpuState::Starting,
-        2 => CpuState::Online,
-        _ => CpuState::Failed,
-    }
-}
-
-fn set_state(cpu: usize, s: CpuState) {
-    STATE[cpu].store(s as u32, Ordering::Release);
-}
+pub use crate::hotplug::{CpuState, state};
 
 /// Whether `cpu` is online.
 pub fn is_online(cpu: usize) -> bool {
-    cpu < cpu_count() && state(cpu) == CpuState::Online
+    crate::hotplug::HOTPLUG.is_online(cpu)
 }
 
 /// Bit mask of online CPUs.
 pub fn online_mask() -> u64 {
-    (0..cpu_count()).filter(|&c| is_online(c)).fold(0, |m, c| m | 1 << c)
+    crate::hotplug::HOTPLUG.online_mask()
 }
 
 /// The EL `cpu` was entered at (0 if it never ran).
@@ -152,9 +127,10 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
         )),
     }
     // The stopper is enabled before the CPU counts as online, so it cannot be taken down
-    // before its stopper has run once.
-    crate::stop::STOPPERS.stop_machine_unpark(0);
-    set_state(0, CpuState::Online);
+    // before its stopper has run once. The boot CPU runs the main program and never returns
+    // to a stopper loop, so it can never power off: pinned.
+    crate::hotplug::HOTPLUG.boot_cpu_online();
+    crate::hotplug::HOTPLUG.pin(0);
     crate::cpu::unmask_irqs();
     bring_up_secondaries();
     unsafe extern "Rust" {
@@ -163,15 +139,15 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
     __armstop_main()
 }
 
-/// Starts every secondary CPU in turn; a CPU that fails is reported and skipped.
+/// Starts every secondary CPU in turn with `cpu_up`; a CPU that fails is reported and skipped.
 fn bring_up_secondaries() {
     for cpu in 1..cpu_count() {
-        match start_cpu(cpu) {
+        match crate::hotplug::cpu_up(cpu) {
             Ok(t) => log::info!(
                 "cpu{cpu} online: MPIDR {:#x}, entered at EL{}, in {} us",
                 seen_mpidr(cpu).unwrap_or(0),
                 boot_el(cpu),
-                t.as_micros()
+                t.total_ns() / 1000
             ),
             Err(e) => log::error!("cpu{cpu} (MPIDR {:#x}) FAILED to start: {e}", BOARD.cpus[cpu]),
         }
@@ -180,74 +156,10 @@ fn bring_up_secondaries() {
     log::info!("{online} of {} CPUs online (mask {:#x})", cpu_count(), online_mask());
 }
 
-/// Why a CPU could not be started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartError {
-    /// No such CPU on this board.
-    InvalidCpu,
-    /// The CPU is not off (it is starting, online or failed).
-    NotOff(CpuState),
-    /// PSCI refused CPU_ON.
-    Psci(psci::Error),
-    /// CPU_ON succeeded but the CPU did not report in.
-    Timeout(Duration),
-}
-
-impl core::fmt::Display for StartError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            Self::InvalidCpu => write!(f, "no such CPU"),
-            Self::NotOff(s) => write!(f, "CPU is {s:?}, not Off"),
-            Self::Psci(e @ psci::Error::AlreadyOn) => write!(
-                f,
-                "PSCI CPU_ON: {} ({e:?}): firmware reports the CPU running, but it never entered armstop",
-                psci::error_name(e)
-            ),
-            Self::Psci(e @ psci::Error::OnPending) => {
-                write!(
-                    f,
-                    "PSCI CPU_ON: {} ({e:?}): an earlier CPU_ON is still in progress",
-                    psci::error_name(e)
-                )
-            }
-            Self::Psci(e @ psci::Error::InvalidParameters) => write!(
-                f,
-                "PSCI CPU_ON: {} ({e:?}): firmware does not know this MPIDR",
-                psci::error_name(e)
-            ),
-            Self::Psci(e @ psci::Error::InvalidAddress) => {
-                write!(f, "PSCI CPU_ON: {} ({e:?}): entry point rejected", psci::error_name(e))
-            }
-            Self::Psci(e @ psci::Error::Denied) => {
-                write!(
-                    f,
-                    "PSCI CPU_ON: {} ({e:?}): firmware does not allow it",
-                    psci::error_name(e)
-                )
-            }
-            Self::Psci(e) => write!(f, "PSCI CPU_ON: {} ({e:?})", psci::error_name(e)),
-            Self::Timeout(t) => write!(
-                f,
-                "CPU_ON accepted but the CPU did not report in within {} ms",
-                t.as_millis()
-            ),
-        }
-    }
-}
-
-/// Starts `cpu` through PSCI CPU_ON and waits until it is online; returns how long it took.
-pub fn start_cpu(cpu: usize) -> Result<Duration, StartError> {
-    if cpu >= cpu_count() {
-        return Err(StartError::InvalidCpu);
-    }
-    if let Err(s) = STATE[cpu].compare_exchange(
-        CpuState::Off as u32,
-        CpuState::Starting as u32,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        return Err(StartError::NotOff(state_from(s)));
-    }
+/// Fills `cpu`'s boot arguments (its stacks, the MMU configuration) for a CPU_ON and cleans
+/// them to the point of coherency, where the CPU reads them with its MMU off; returns their
+/// address, the CPU_ON context id. Only for a CPU that PSCI reports off (hotplug's invariant).
+pub(crate) fn prepare_boot_args(cpu: usize) -> u64 {
     let slot = crate::mm::stack_slot(cpu) as u64;
     let mmu = crate::mm::config();
     let args = BootArgs {
@@ -258,35 +170,15 @@ pub fn start_cpu(cpu: usize) -> Result<Duration, StartError> {
         tcr: mmu.tcr,
         mair: mmu.mair,
     };
-    // SAFETY: only the CPU moving `cpu` from Off to Starting (won above) writes its slot, and
-    // `cpu` itself only reads it after CPU_ON.
+    // SAFETY: only the controlling CPU of a cpu_up (serialised by hotplug's lock) writes this
+    // slot, while `cpu` is off; `cpu` reads it only after CPU_ON.
     let p = unsafe {
         let p = &raw mut BOOT_ARGS[cpu];
         p.write(args);
         p
     };
     crate::mm::clean_dcache_range(p as usize, core::mem::size_of::<BootArgs>());
-    let t0 = Instant::now();
-    if let Err(e) =
-        psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), p as u64)
-    {
-        set_state(cpu, CpuState::Failed);
-        return Err(StartError::Psci(e));
-    }
-    if !wait_until(BOOT_TIMEOUT, || state(cpu) == CpuState::Online) {
-        set_state(cpu, CpuState::Failed);
-        return Err(StartError::Timeout(BOOT_TIMEOUT));
-    }
-    Ok(t0.elapsed())
-}
-
-fn state_from(v: u32) -> CpuState {
-    match v {
-        0 => CpuState::Off,
-        1 => CpuState::Starting,
-        2 => CpuState::Online,
-        _ => CpuState::Failed,
-    }
+    p as u64
 }
 
 /// A secondary CPU's Rust entry: MMU and stacks are already set up by the assembly.
@@ -302,12 +194,17 @@ pub extern "C" fn secondary_entry(args: &BootArgs, boot_el: u64) -> ! {
     BOOT_EL[cpu].store(boot_el as u32, Ordering::Relaxed);
     SEEN_MPIDR[cpu].store(mpidr, Ordering::Relaxed);
     if let Err(e) = crate::gic::init_cpu() {
-        log::error!("GIC CPU interface: {e}");
-        set_state(cpu, CpuState::Failed);
-        crate::power::halt();
+        // It stays BOOTING; cpu_up times out and marks it FAILED.
+        log::error!("cpu{cpu}: GIC CPU interface: {e}; turning off");
+        crate::hotplug::turn_off();
     }
-    crate::stop::STOPPERS.stop_machine_unpark(cpu);
-    set_state(cpu, CpuState::Online);
+    crate::time::init_cpu();
+    if crate::hotplug::stall_if(crate::hotplug::Fault::StallBoot) {
+        crate::hotplug::turn_off();
+    }
+    if crate::hotplug::HOTPLUG.cpu_online().is_err() {
+        crate::hotplug::turn_off();
+    }
     idle_loop()
 }
 
@@ -325,10 +222,12 @@ fn idle_loop() -> ! {
             crate::stop::STOPPERS.run_works();
             continue;
         }
-        if crate::stop::STOPPERS.park() {
-            // Flushed and parked. Until hotplug turns the CPU off here (PSCI CPU_OFF), a parked
-            // stopper waits to be enabled again; calls still run.
-            log::info!("cpu{me}: stopper parked");
+        match crate::hotplug::HOTPLUG.dying_step() {
+            // Flushed, parked and reported dead: CPU_OFF.
+            Step::PowerOff => crate::hotplug::die(),
+            // Parked outside hotplug: waits to be enabled again; calls still run.
+            Step::Parked => log::info!("cpu{me}: stopper parked"),
+            Step::Run => {}
         }
         if CALLS[me].state.load(Ordering::Acquire) == CALL_POSTED {
             crate::cpu::unmask_irqs();
@@ -347,6 +246,7 @@ const CALL_POSTED: u32 = 1;
 const CALL_RUNNING: u32 = 2;
 const CALL_DONE: u32 = 3;
 const CALL_FAULTED: u32 = 4;
+const CALL_REFUSED: u32 = 5;
 
 /// One CPU's call mailbox. Callers serialise on `lock`; the state word hands the call over.
 struct CallSlot {
@@ -436,7 +336,16 @@ pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, Ca
     let guard = slot.lock.lock();
     slot.func.store(f as usize, Ordering::Relaxed);
     slot.arg.store(arg, Ordering::Relaxed);
-    slot.state.store(CALL_POSTED, Ordering::Release);
+    slot.state.store(CALL_POSTED, Ordering::SeqCst);
+    // Against `refuse_calls`: either the CPU going down sees POSTED and refuses the call, or
+    // we see it no longer online here and withdraw it (or find it refused).
+    if !is_online(cpu) {
+        let r = slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::SeqCst, Ordering::SeqCst);
+        if matches!(r, Ok(_) | Err(CALL_REFUSED)) {
+            slot.state.store(CALL_IDLE, Ordering::Release);
+            return Err(CallError::Offline(state(cpu)));
+        }
+    }
     ipi::send(cpu, Message::Wake).map_err(|_| CallError::InvalidCpu)?;
     Ok(Pending { cpu, guard: Some(guard), local: None })
 }
@@ -454,11 +363,12 @@ impl Pending {
         }
         let slot = &CALLS[self.cpu];
         let finished = wait_until(timeout, || {
-            matches!(slot.state.load(Ordering::Acquire), CALL_DONE | CALL_FAULTED)
+            matches!(slot.state.load(Ordering::Acquire), CALL_DONE | CALL_FAULTED | CALL_REFUSED)
         });
         let result = if finished {
             match slot.state.load(Ordering::Acquire) {
                 CALL_DONE => Ok(slot.ret.load(Ordering::Relaxed)),
+                CALL_REFUSED => Err(CallError::Offline(state(self.cpu))),
                 _ => Err(CallError::Faulted),
             }
         } else {
@@ -515,5 +425,16 @@ pub fn on_secondary_fault(cpu: usize) {
         CALL_FAULTED,
         Ordering::AcqRel,
         Ordering::Relaxed,
+    );
+}
+
+/// On a CPU going down, after its stopper is parked: a call still posted to it will never run,
+/// so its caller gets [`CallError::Offline`] instead of a timeout.
+pub(crate) fn refuse_calls(cpu: usize) {
+    let _ = CALLS[cpu].state.compare_exchange(
+        CALL_POSTED,
+        CALL_REFUSED,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
     );
 }

@@ -174,6 +174,20 @@ pub fn online_cpus() -> usize {
 }
 
 /// Asserts that every CPU of the board is online (most multi-CPU tests need them all).
+///
+/// A CPU that an earlier (failed) test left off is brought back up first, with a note, so one
+/// failure does not cascade through the rest of the run.
 pub fn require_all_cpus() {
+    for cpu in 0..cpu_count() {
+        if !crate::smp::is_online(cpu) {
+            let was = crate::smp::state(cpu);
+            crate::console::force_line(format_args!(
+                "note: cpu{cpu} is {was} (left by an earlier test); bringing it up"
+            ));
+            if let Err(e) = crate::hotplug::cpu_up(cpu) {
+                panic!("cpu{cpu} is {was} and cannot be brought up: {e}");
+            }
+        }
+    }
     assert_eq!(crate::smp::online_mask(), (1u64 << cpu_count()) - 1, "not every CPU is online");
 }

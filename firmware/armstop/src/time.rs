@@ -9,6 +9,14 @@ use core::time::Duration;
 
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 
+/// Per-CPU set-up, on every (re)start and before CPU_OFF: both EL1 timers disabled with their
+/// interrupts masked, so a timer left running by earlier code cannot fire into armstop.
+pub fn init_cpu() {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTV_CTL_EL0, Writeable};
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::SET);
+}
+
 /// Counter frequency in Hz.
 pub fn frequency() -> u64 {
     CNTFRQ_EL0.get()

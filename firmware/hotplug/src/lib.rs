@@ -184,7 +184,7 @@ impl<E: fmt::Display> fmt::Display for DownError<E> {
                 f,
                 "CPU parked, but the firmware did not report it OFF within {waited_ms} ms; marked FAILED"
             ),
-            Self::Power(e) => write!(f, "AFFINITY_INFO: {e}; marked FAILED"),
+            Self::Power(e) => write!(f, "{e}; marked FAILED"),
         }
     }
 }
@@ -216,7 +216,7 @@ impl<E: fmt::Display> fmt::Display for UpError<E> {
             Self::FromCallback => write!(f, "cpu_up from inside a stopper callback would deadlock"),
             Self::AlreadyOnline => write!(f, "CPU is already online"),
             Self::NotOff(s) => write!(f, "CPU is {s}, not OFF or FAILED"),
-            Self::Power(e) => write!(f, "CPU_ON: {e}; marked FAILED"),
+            Self::Power(e) => write!(f, "{e}; marked FAILED"),
             Self::Timeout { waited_ms } => write!(
                 f,
                 "CPU_ON accepted, but the CPU did not report in within {waited_ms} ms; marked FAILED"

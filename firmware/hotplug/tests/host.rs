@@ -123,7 +123,7 @@ fn cpu_on_refused_marks_failed_and_retry_works() {
     *m.hw.refuse_on.lock().unwrap() = Some(PsciError::Denied);
     let e = m.on(0, move || hp.cpu_up(1)).unwrap_err();
     assert_eq!(e, UpError::Power(PsciError::Denied));
-    assert_eq!(e.to_string(), "CPU_ON: DENIED; marked FAILED");
+    assert_eq!(e.to_string(), "CPU_ON refused: DENIED; marked FAILED");
     assert_eq!(hp.state(1), CpuState::Failed);
     *m.hw.refuse_on.lock().unwrap() = None;
     m.on(0, move || hp.cpu_up(1)).unwrap();

@@ -205,6 +205,8 @@ pub fn handle_irq() {
                 crate::stop::on_kick();
                 continue;
             }
+        } else if ack.intid == EXPECTED_SPI.load(Ordering::Relaxed) {
+            SPI_COUNTS[cpu].fetch_add(1, Ordering::Relaxed);
         } else {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
             log::warn!("unexpected interrupt {} (raw {:#x})", ack.intid, ack.raw);
@@ -246,6 +248,80 @@ pub fn sgi_last_source(cpu: usize, sgi: u8) -> Option<usize> {
 /// Interrupts taken that nobody expected (non-SGIs; none are enabled).
 pub fn unexpected_count() -> u64 {
     UNEXPECTED.load(Ordering::Relaxed)
+}
+
+static EXPECTED_SPI: AtomicU32 = AtomicU32::new(NONE);
+static SPI_COUNTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Number of interrupt lines the distributor implements (SGIs, PPIs and SPIs).
+pub fn lines() -> u32 {
+    match driver() {
+        Driver::V2(g) => g.lines(),
+        Driver::V3(g) => g.lines(),
+    }
+}
+
+/// Enables SPI `intid` routed to logical CPU `cpu`; the handler counts it per CPU
+/// ([`spi_count`]). One SPI at a time: armstop drives no devices by interrupt yet, so this is
+/// for tests and for checking that interrupts follow CPUs through hotplug.
+pub fn enable_spi(intid: u32, cpu: usize) -> Result<(), GicError> {
+    if !(32..lines()).contains(&intid) || cpu >= crate::board::cpu_count() {
+        return Err(GicError::BadTarget);
+    }
+    EXPECTED_SPI.store(intid, Ordering::Relaxed);
+    match driver() {
+        Driver::V2(g) => g.enable_spi(intid, cpu),
+        Driver::V3(g) => g.enable_spi(intid, cpu),
+    }
+    Ok(())
+}
+
+/// Disables SPI `intid` (and clears it if pending).
+pub fn disable_spi(intid: u32) {
+    match driver() {
+        Driver::V2(g) => g.disable_spi(intid),
+        Driver::V3(g) => g.disable_spi(intid),
+    }
+    let _ = EXPECTED_SPI.compare_exchange(intid, NONE, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Makes SPI `intid` pending, as if its device raised it.
+pub fn set_spi_pending(intid: u32) {
+    match driver() {
+        Driver::V2(g) => g.set_pending(intid),
+        Driver::V3(g) => g.set_pending(intid),
+    }
+}
+
+/// The logical CPUs SPI `intid` is routed to, as a mask.
+pub fn spi_targets(intid: u32) -> u64 {
+    match driver() {
+        Driver::V2(g) => g.spi_targets(intid),
+        Driver::V3(g) => g.spi_targets(intid),
+    }
+}
+
+/// How many times `cpu` has taken the SPI enabled with [`enable_spi`].
+pub fn spi_count(cpu: usize) -> u64 {
+    SPI_COUNTS[cpu].load(Ordering::Relaxed)
+}
+
+/// Routes every enabled SPI that targets `from` to `to` instead (a CPU going offline);
+/// returns how many moved.
+pub fn migrate_spis(from: usize, to: usize) -> u32 {
+    match driver() {
+        Driver::V2(g) => g.migrate_spis(from, to),
+        Driver::V3(g) => g.migrate_spis(from, to),
+    }
+}
+
+/// Stops this CPU's interface from signalling interrupts, before it powers off.
+/// [`init_cpu`] (run again when the CPU comes back) undoes it.
+pub fn disable_cpu() {
+    match driver() {
+        Driver::V2(g) => g.disable_cpu(),
+        Driver::V3(g) => g.disable_cpu(),
+    }
 }
 
 /// Whether an interrupt is pending for this CPU right now (without acknowledging it).

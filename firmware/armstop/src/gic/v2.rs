@@ -23,7 +23,7 @@ register_structs! {
         (0x008 => _r0),
         (0x100 => isenabler: [ReadWrite<u32>; 32]),
         (0x180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x200 => _ispendr: [ReadWrite<u32>; 32]),
+        (0x200 => ispendr: [ReadWrite<u32>; 32]),
         (0x280 => icpendr: [ReadWrite<u32>; 32]),
         (0x300 => _isactiver: [ReadWrite<u32>; 32]),
         (0x380 => icactiver: [ReadWrite<u32>; 32]),
@@ -166,6 +166,72 @@ impl GicV2 {
     /// Writes GICC_EOIR with the raw IAR value.
     pub fn end(&self, raw: u32) {
         self.gicc.eoir.set(raw);
+    }
+
+    /// Number of interrupt lines (SGIs, PPIs and SPIs) the distributor implements.
+    pub fn lines(&self) -> u32 {
+        ((self.gicd.typer.get() & 0x1f) + 1) * 32
+    }
+
+    /// Enables SPI `intid`, targeted at logical CPU `cpu`, at the default priority.
+    pub fn enable_spi(&self, intid: u32, cpu: usize) {
+        let d = self.gicd;
+        let i = intid as usize;
+        let shift = (i % 4) * 8;
+        let prio = &d.ipriorityr[i / 4];
+        prio.set((prio.get() & !(0xff << shift)) | (0xa0 << shift));
+        self.route_spi(intid, cpu);
+        d.isenabler[i / 32].set(1 << (i % 32));
+    }
+
+    /// Disables SPI `intid` and clears it if pending.
+    pub fn disable_spi(&self, intid: u32) {
+        let i = intid as usize;
+        self.gicd.icenabler[i / 32].set(1 << (i % 32));
+        self.gicd.icpendr[i / 32].set(1 << (i % 32));
+    }
+
+    /// Makes SPI `intid` pending (as if its device raised it).
+    pub fn set_pending(&self, intid: u32) {
+        let i = intid as usize;
+        self.gicd.ispendr[i / 32].set(1 << (i % 32));
+    }
+
+    fn spi_enabled(&self, intid: u32) -> bool {
+        let i = intid as usize;
+        self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
+    }
+
+    /// Routes SPI `intid` to logical CPU `cpu` alone (GICD_ITARGETSR byte).
+    pub fn route_spi(&self, intid: u32, cpu: usize) {
+        let i = intid as usize;
+        let shift = (i % 4) * 8;
+        let r = &self.gicd.itargetsr[i / 4];
+        r.set((r.get() & !(0xff << shift)) | (u32::from(self.cpu_bit(cpu)) << shift));
+    }
+
+    /// The logical CPUs SPI `intid` targets, as a mask.
+    pub fn spi_targets(&self, intid: u32) -> u64 {
+        let i = intid as usize;
+        let byte = (self.gicd.itargetsr[i / 4].get() >> ((i % 4) * 8)) as u8;
+        (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).fold(0, |m, c| m | 1 << c)
+    }
+
+    /// Moves every enabled SPI that targets `from` to `to`; returns how many moved.
+    pub fn migrate_spis(&self, from: usize, to: usize) -> u32 {
+        let mut moved = 0;
+        for intid in 32..self.lines().min(1020) {
+            if self.spi_enabled(intid) && self.spi_targets(intid) & (1 << from) != 0 {
+                self.route_spi(intid, to);
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Stops this CPU's interface from signalling interrupts (before it powers off).
+    pub fn disable_cpu(&self) {
+        self.gicc.ctlr.set(0);
     }
 
     /// GICC_HPPIR, if something is pending.

@@ -19,12 +19,17 @@ register_structs! {
         (0x000 => ctlr: ReadWrite<u32>),
         (0x004 => typer: ReadOnly<u32>),
         (0x008 => _r0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
         (0x180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x200 => _r1),
+        (0x200 => ispendr: [ReadWrite<u32>; 32]),
         (0x280 => icpendr: [ReadWrite<u32>; 32]),
         (0x300 => _r2),
         (0x380 => icactiver: [ReadWrite<u32>; 32]),
-        (0x400 => @END),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _r3),
+        (0x6000 => irouter: [ReadWrite<u64>; 1020]),
+        (0x7fe0 => @END),
     }
 }
 
@@ -243,6 +248,84 @@ impl GicV3 {
     pub fn end(&self, raw: u32) {
         sysreg_write!("s3_0_c12_c12_1", raw);
         isb();
+    }
+
+    /// Number of interrupt lines (SGIs, PPIs and SPIs) the distributor implements.
+    pub fn lines(&self) -> u32 {
+        (((self.gicd.typer.get() & 0x1f) + 1) * 32).min(1020)
+    }
+
+    /// Enables SPI `intid` as Group 1, routed to logical CPU `cpu`, at the default priority.
+    pub fn enable_spi(&self, intid: u32, cpu: usize) {
+        let d = self.gicd;
+        let i = intid as usize;
+        let shift = (i % 4) * 8;
+        let prio = &d.ipriorityr[i / 4];
+        prio.set((prio.get() & !(0xff << shift)) | (0xa0 << shift));
+        d.igroupr[i / 32].set(d.igroupr[i / 32].get() | 1 << (i % 32));
+        self.route_spi(intid, cpu);
+        d.isenabler[i / 32].set(1 << (i % 32));
+        self.wait_rwp();
+    }
+
+    /// Disables SPI `intid` and clears it if pending.
+    pub fn disable_spi(&self, intid: u32) {
+        let i = intid as usize;
+        self.gicd.icenabler[i / 32].set(1 << (i % 32));
+        self.wait_rwp();
+        self.gicd.icpendr[i / 32].set(1 << (i % 32));
+    }
+
+    /// Makes SPI `intid` pending (as if its device raised it).
+    pub fn set_pending(&self, intid: u32) {
+        let i = intid as usize;
+        self.gicd.ispendr[i / 32].set(1 << (i % 32));
+    }
+
+    fn spi_enabled(&self, intid: u32) -> bool {
+        let i = intid as usize;
+        self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
+    }
+
+    /// Routes SPI `intid` to logical CPU `cpu` (GICD_IROUTER, Interrupt_Routing_Mode 0).
+    pub fn route_spi(&self, intid: u32, cpu: usize) {
+        let m = BOARD.cpus[cpu] & armstop_boards::MPIDR_AFFINITY_MASK;
+        self.gicd.irouter[intid as usize].set(m);
+    }
+
+    /// The logical CPUs SPI `intid` targets, as a mask.
+    pub fn spi_targets(&self, intid: u32) -> u64 {
+        let m = self.gicd.irouter[intid as usize].get() & armstop_boards::MPIDR_AFFINITY_MASK;
+        match BOARD.logical_id(m) {
+            Some(c) => 1 << c,
+            None => 0,
+        }
+    }
+
+    /// Moves every enabled SPI routed to `from` to `to`; returns how many moved.
+    pub fn migrate_spis(&self, from: usize, to: usize) -> u32 {
+        let mut moved = 0;
+        for intid in 32..self.lines() {
+            if self.spi_enabled(intid) && self.spi_targets(intid) & (1 << from) != 0 {
+                self.route_spi(intid, to);
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Stops this CPU's interface from signalling interrupts and lets its redistributor sleep
+    /// (before it powers off); `init_cpu` wakes it again.
+    pub fn disable_cpu(&self) {
+        sysreg_write!("s3_0_c12_c12_7", 0u64); // ICC_IGRPEN1_EL1
+        isb();
+        let frame = self.rd[crate::cpu::id()].load(Ordering::Relaxed) as u64;
+        if frame != 0 {
+            // SAFETY: this CPU's redistributor frame, found by `init_cpu` (device memory).
+            let rd = unsafe { &*(frame as *const GicrRd) };
+            rd.waker.set(rd.waker.get() | WAKER_PROCESSOR_SLEEP);
+            while rd.waker.get() & WAKER_CHILDREN_ASLEEP == 0 {}
+        }
     }
 
     /// ICC_HPPIR1_EL1, if something is pending.

@@ -91,10 +91,11 @@ pub enum PsciError {
 
 impl fmt::Display for PsciError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        let name = match self {
             Self::AlreadyOn => "ALREADY_ON",
             Self::Denied => "DENIED",
-        })
+        };
+        write!(f, "CPU_ON refused: {name}")
     }
 }
 

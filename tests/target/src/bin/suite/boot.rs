@@ -2,7 +2,8 @@
 
 use armstop::board::{BOARD, cpu_count};
 use armstop::psci::Conduit;
-use armstop::smp::{self, CpuState, StartError};
+use armstop::hotplug::{self, UpError};
+use armstop::smp::{self, CpuState};
 use armstop::target_test;
 use armstop::testing::require_all_cpus;
 
@@ -68,8 +69,8 @@ fn vectors_installed_on_every_cpu() {
 
 #[target_test]
 fn starting_an_online_cpu_is_refused() {
-    assert_eq!(smp::start_cpu(1), Err(StartError::NotOff(CpuState::Online)));
-    assert_eq!(smp::start_cpu(0), Err(StartError::NotOff(CpuState::Online)));
-    assert_eq!(smp::start_cpu(cpu_count()), Err(StartError::InvalidCpu));
+    assert_eq!(hotplug::cpu_up(1), Err(UpError::AlreadyOnline));
+    assert_eq!(hotplug::cpu_up(0), Err(UpError::AlreadyOnline));
+    assert_eq!(hotplug::cpu_up(cpu_count()), Err(UpError::InvalidCpu));
     assert_eq!(smp::state(1), CpuState::Online, "the refusal changed nothing");
 }
