@@ -24,8 +24,8 @@ run machines="virt-gicv2 virt-gicv3": build
 test: build
     cargo test --quiet
     just loom
-    {{runner}} test --timeout 240 --junit {{junit}} --log-dir target/qemu-logs \
-      --suite {{images}}/suite \
+    {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
+      --suite {{images}}/suite --suite {{images}}/hotplug \
       --selftest-fail {{images}}/selftest-fail \
       --selftest-hang {{images}}/selftest-hang
 

@@ -83,7 +83,10 @@ pub static HOTPLUG: Hotplug<'static, Firmware, Psci, NR_CPUS> = Hotplug::new(&ST
 #[track_caller]
 pub fn cpu_down(cpu: usize) -> Result<DownTimes, DownError<PsciError>> {
     let r = HOTPLUG.cpu_down(cpu);
-    if let Err(e @ (DownError::NoDeadReport { .. } | DownError::NotOff { .. } | DownError::Power(_))) = r {
+    if let Err(
+        e @ (DownError::NoDeadReport { .. } | DownError::NotOff { .. } | DownError::Power(_)),
+    ) = r
+    {
         log::error!("cpu_down({cpu}): {e}");
     }
     r

@@ -18,9 +18,9 @@ use armstop_boards::MAX_CPUS;
 
 use crate::board::{BOARD, cpu_count};
 use crate::console;
+use crate::hotplug::Step;
 use crate::ipi::{self, Message};
 use crate::psci;
-use crate::hotplug::Step;
 use crate::time::wait_until;
 
 /// How long [`run_on`] waits for a call to finish.
@@ -129,6 +129,7 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
     // The stopper is enabled before the CPU counts as online, so it cannot be taken down
     // before its stopper has run once. The boot CPU runs the main program and never returns
     // to a stopper loop, so it can never power off: pinned.
+    crate::stop::STOPPERS.set_watchdog(crate::stop::WATCHDOG_NS);
     crate::hotplug::HOTPLUG.boot_cpu_online();
     crate::hotplug::HOTPLUG.pin(0);
     crate::cpu::unmask_irqs();
@@ -297,6 +298,8 @@ pub enum CallError {
     Timeout,
     /// The function faulted (panicked or aborted) on that CPU; the fault was reported.
     Faulted,
+    /// Another caller held the CPU's call mailbox for longer than [`CALL_TIMEOUT`].
+    MailboxBusy,
 }
 
 impl core::fmt::Display for CallError {
@@ -308,6 +311,11 @@ impl core::fmt::Display for CallError {
                 write!(f, "call did not finish within {} ms", CALL_TIMEOUT.as_millis())
             }
             Self::Faulted => write!(f, "call faulted on the target CPU"),
+            Self::MailboxBusy => write!(
+                f,
+                "another caller held the CPU's call mailbox for over {} ms",
+                CALL_TIMEOUT.as_millis()
+            ),
         }
     }
 }
@@ -333,14 +341,24 @@ pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, Ca
         return Err(CallError::Offline(state(cpu)));
     }
     let slot = &CALLS[cpu];
-    let guard = slot.lock.lock();
+    // Callers queue for the mailbox; one that waits longer than a call may take is told so
+    // rather than left spinning (a caller that faulted may never release it).
+    let mut guard = None;
+    if !wait_until(CALL_TIMEOUT, || {
+        guard = slot.lock.try_lock();
+        guard.is_some()
+    }) {
+        return Err(CallError::MailboxBusy);
+    }
+    let guard = guard.expect("taken above");
     slot.func.store(f as usize, Ordering::Relaxed);
     slot.arg.store(arg, Ordering::Relaxed);
     slot.state.store(CALL_POSTED, Ordering::SeqCst);
     // Against `refuse_calls`: either the CPU going down sees POSTED and refuses the call, or
     // we see it no longer online here and withdraw it (or find it refused).
     if !is_online(cpu) {
-        let r = slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::SeqCst, Ordering::SeqCst);
+        let r =
+            slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::SeqCst, Ordering::SeqCst);
         if matches!(r, Ok(_) | Err(CALL_REFUSED)) {
             slot.state.store(CALL_IDLE, Ordering::Release);
             return Err(CallError::Offline(state(cpu)));

@@ -63,6 +63,10 @@ impl Platform for Firmware {
 pub const NR_CPUS: usize = crate::board::cpu_count();
 const _: () = assert!(NR_CPUS <= MAX_CPUS);
 
+/// The stopper watchdog set at boot: a stop request that has not finished after this long
+/// gets what each stopper it waits for is running printed (it keeps waiting).
+pub const WATCHDOG_NS: u64 = 5_000_000_000;
+
 /// Every CPU's stopper.
 pub static STOPPERS: Stoppers<Firmware, NR_CPUS> = Stoppers::new(Firmware);
 

@@ -164,7 +164,9 @@ impl<E: fmt::Display> fmt::Display for DownError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidCpu => write!(f, "no such CPU"),
-            Self::FromCallback => write!(f, "cpu_down from inside a stopper callback would deadlock"),
+            Self::FromCallback => {
+                write!(f, "cpu_down from inside a stopper callback would deadlock")
+            }
             Self::NotOnline(s @ (CpuState::Off | CpuState::Dead)) => {
                 write!(f, "CPU is already offline ({s})")
             }
@@ -530,9 +532,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     pub fn take_cpu_down(&self, n: usize) -> i32 {
         let me = self.stoppers.platform().cpu_id();
         if me != n {
-            self.stoppers
-                .platform()
-                .report(format_args!("BUG: take_cpu_down({n}) ran on cpu{me}"));
+            self.stoppers.platform().report(format_args!("BUG: take_cpu_down({n}) ran on cpu{me}"));
             return StopError::InvalidCpu.errno();
         }
         if self.transition(n, CpuState::Online, CpuState::Dying).is_err() {

@@ -65,7 +65,11 @@ fn cpu_down_refusals() {
     assert_eq!(m.on(0, move || hp.cpu_down(N)), Err(DownError::InvalidCpu));
     assert_eq!(m.on(1, move || hp.cpu_down(1)), Err(DownError::SelfTarget));
     // From inside a stopper callback.
-    let r = m.on(1, move || s.stop_one_cpu(3, || hp.cpu_down(2).map_or_else(|e| e == DownError::FromCallback, |_| false) as i32));
+    let r = m.on(1, move || {
+        s.stop_one_cpu(3, || {
+            hp.cpu_down(2).map_or_else(|e| e == DownError::FromCallback, |_| false) as i32
+        })
+    });
     assert_eq!(r, Ok(1), "cpu_down from a callback must be refused");
     hp.pin(3);
     assert_eq!(m.on(0, move || hp.cpu_down(3)), Err(DownError::Pinned));
@@ -79,9 +83,8 @@ fn cpu_down_refusals() {
     assert_eq!(m.on(3, move || hp.cpu_down(3)), Err(DownError::LastOnline));
     assert_eq!(m.on(3, move || hp.cpu_up(3)), Err(UpError::AlreadyOnline));
     assert_eq!(m.on(3, move || hp.cpu_up(N)), Err(UpError::InvalidCpu));
-    let r = m.on(3, move || {
-        s.stop_one_cpu(3, || (hp.cpu_up(1) == Err(UpError::FromCallback)) as i32)
-    });
+    let r =
+        m.on(3, move || s.stop_one_cpu(3, || (hp.cpu_up(1) == Err(UpError::FromCallback)) as i32));
     assert_eq!(r, Ok(1), "cpu_up from a callback must be refused");
     m.on(3, move || {
         for cpu in 0..3 {
@@ -192,7 +195,9 @@ fn wrong_transitions_are_reported_and_refused() {
         "BUG: cpu1: state transition ONLINE -> OFF refused: not an allowed transition; the CPU is ONLINE"
     )));
     assert!(
-        reports.iter().any(|l| l.contains("state transition OFF -> BOOTING refused: the CPU is ONLINE"))
+        reports
+            .iter()
+            .any(|l| l.contains("state transition OFF -> BOOTING refused: the CPU is ONLINE"))
     );
 }
 
@@ -252,7 +257,11 @@ fn online_race_a_cpu_seen_online_accepts_work() {
         };
     });
     assert!(hits.load(Ordering::SeqCst) > 0);
-    eprintln!("online race: {} hits, {} refusals", hits.load(Ordering::SeqCst), refusals.load(Ordering::SeqCst));
+    eprintln!(
+        "online race: {} hits, {} refusals",
+        hits.load(Ordering::SeqCst),
+        refusals.load(Ordering::SeqCst)
+    );
 }
 
 /// What a storm counted.
@@ -366,7 +375,10 @@ fn storm_every_request_is_accounted_for() {
             hp.cpu_down(t).unwrap_or_else(|e| panic!("cpu_down({t}): {e}"));
             // Every nowait work accepted for t ran before it went off.
             for w in &NOWAIT {
-                assert!(!w.is_pending(), "an accepted nowait work was still pending after cpu{t} went off");
+                assert!(
+                    !w.is_pending(),
+                    "an accepted nowait work was still pending after cpu{t} went off"
+                );
             }
             hp.cpu_up(t).unwrap_or_else(|e| panic!("cpu_up({t}): {e}"));
         });
@@ -384,7 +396,13 @@ fn storm_every_request_is_accounted_for() {
     let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
     eprintln!(
         "storm: {CYCLES} cycles; waiting requests {} accepted, {} rejected, {} ran; nowait {} accepted, {} ran; stop_machine {} calls, {} ran on the target",
-        get(&t.accepted), get(&t.rejected), get(&t.ran), get(&t.nowait_accepted), get(&t.nowait_ran), get(&t.machine_calls), get(&t.machine_ran)
+        get(&t.accepted),
+        get(&t.rejected),
+        get(&t.ran),
+        get(&t.nowait_accepted),
+        get(&t.nowait_ran),
+        get(&t.machine_calls),
+        get(&t.machine_ran)
     );
     assert_eq!(get(&t.wrong), 0, "a work ran on the wrong CPU, after its CPU died, or twice");
     assert_eq!(get(&t.ran), get(&t.accepted));

@@ -1,8 +1,8 @@
 //! Boot: every CPU came up through CPU_ON at the expected EL with the right identity.
 
 use armstop::board::{BOARD, cpu_count};
-use armstop::psci::Conduit;
 use armstop::hotplug::{self, UpError};
+use armstop::psci::Conduit;
 use armstop::smp::{self, CpuState};
 use armstop::target_test;
 use armstop::testing::require_all_cpus;

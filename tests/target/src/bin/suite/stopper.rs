@@ -313,7 +313,7 @@ fn a_participant_late_past_the_watchdog_is_named() {
     assert!(wait_until(Duration::from_secs(1), || STOPPERS.running(3).is_some()));
     armstop::console::capture_start();
     let r = STOPPERS.stop_machine(|| 0, None);
-    STOPPERS.set_watchdog(0);
+    STOPPERS.set_watchdog(armstop::stop::WATCHDOG_NS);
     assert_eq!(r, Ok(0));
     armstop::console::capture_finish(|text, _| {
         assert!(
