@@ -10,6 +10,7 @@
 //! ```text
 //! armstop-test: begin suite=<suite> board=<board> cpus=<n> tests=<N>
 //! armstop-test: start <name>
+//! armstop-test: figure <text>          (any number: totals a test reports; the runner prints them)
 //! test <name> ... ok (<N> us) | ignored: <reason> | FAILED: <message>
 //! armstop-test: end passed=<p> failed=<f> ignored=<i>
 //! ```
@@ -166,6 +167,12 @@ pub fn ignore(reason: core::fmt::Arguments<'_>) -> ! {
     let _ = r.write_fmt(reason);
     record(Outcome::Ignored(r));
     crate::arch::boot::restart_on(0, resume_harness)
+}
+
+/// Reports a figure of the running test (a total, a count, a time): the runner prints it under
+/// the test's result, so `just test` shows it without `--verbose`.
+pub fn figure(args: core::fmt::Arguments<'_>) {
+    println!("armstop-test: figure {args}");
 }
 
 /// Number of CPUs the tests can use.

@@ -8,39 +8,12 @@
 //! 45178ac0cea8) must fail the online race.
 #![cfg(loom)]
 
-use std::fmt;
-
 use armstop_hotplug::{CpuState, Hotplug, Power, Step};
+use armstop_stopper::model::{LoomPlatform, set_cpu};
 use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-
-loom::thread_local! {
-    static CPU: std::cell::Cell<usize> = std::cell::Cell::new(usize::MAX);
-}
-
-struct LoomPlatform;
-
-impl Platform for LoomPlatform {
-    fn cpu_id(&self) -> usize {
-        CPU.with(|c| c.get())
-    }
-    // Each modelled CPU's thread runs its own stopper; a kick has nothing to wake.
-    fn kick(&self, _: usize) {}
-    fn irq_save(&self) -> usize {
-        0
-    }
-    fn irq_restore(&self, _: usize) {}
-    fn relax(&self) {
-        loom::thread::yield_now();
-    }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn report(&self, args: fmt::Arguments<'_>) {
-        panic!("reported: {args}");
-    }
-}
+use std::fmt;
 
 #[derive(Clone, Copy, Debug)]
 struct NoPsci;
@@ -66,10 +39,6 @@ impl Power for LoomPower {
 }
 
 type H = Hotplug<'static, LoomPlatform, LoomPower, 2>;
-
-fn set_cpu(cpu: usize) {
-    CPU.with(|c| c.set(cpu));
-}
 
 /// Two CPUs, both online the way the firmware brings them up. Leaked, as the firmware's are
 /// statics (loom checks `Arc`s for leaks, not boxes).

@@ -31,6 +31,9 @@
 
 pub mod sync;
 
+#[cfg(loom)]
+pub mod model;
+
 use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;

@@ -6,47 +6,15 @@
 //! how we know the model can see the bug the fix is about.
 #![cfg(loom)]
 
-use std::fmt;
-
+use armstop_stopper::model::{LoomPlatform, set_cpu};
 use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-
-loom::thread_local! {
-    static CPU: std::cell::Cell<usize> = std::cell::Cell::new(usize::MAX);
-}
-
-struct LoomPlatform;
-
-impl Platform for LoomPlatform {
-    fn cpu_id(&self) -> usize {
-        CPU.with(|c| c.get())
-    }
-    // Each modelled CPU's thread runs its own stopper; a kick has nothing to wake.
-    fn kick(&self, _: usize) {}
-    fn irq_save(&self) -> usize {
-        0
-    }
-    fn irq_restore(&self, _: usize) {}
-    fn relax(&self) {
-        loom::thread::yield_now();
-    }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn report(&self, args: fmt::Arguments<'_>) {
-        panic!("stopper reported: {args}");
-    }
-}
 
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
     b
-}
-
-fn set_cpu(cpu: usize) {
-    CPU.with(|c| c.set(cpu));
 }
 
 /// The core guarantee: a nowait work queued while cpu1 goes down either runs (queue said yes)

@@ -152,6 +152,8 @@ pub struct ImageReport {
     pub problems: Vec<String>,
     /// The `end` line's counts.
     pub end: Option<(usize, usize, usize)>,
+    /// Figures tests reported (`armstop-test: figure <text>`), with the test that was running.
+    pub figures: Vec<(String, String)>,
 }
 
 impl ImageReport {
@@ -186,6 +188,8 @@ pub fn parse_transcript(lines: &[String], exit: Exit) -> ImageReport {
             r.suite = field(rest, "suite").map(str::to_string);
         } else if let Some(name) = line.strip_prefix("armstop-test: start ") {
             running = Some(name.trim().to_string());
+        } else if let Some(text) = line.strip_prefix("armstop-test: figure ") {
+            r.figures.push((running.clone().unwrap_or_default(), text.to_string()));
         } else if let Some(rest) = line.strip_prefix("armstop-test: end ") {
             let count = |k| field(rest, k).and_then(|v| v.parse().ok());
             match (count("passed"), count("failed"), count("ignored")) {
@@ -557,5 +561,14 @@ armstop-test: end passed={} failed={} ignored=0",
         assert!(a.windows(2).any(|w| w == ["-M", "virt,virtualization=on,gic-version=2"]));
         assert!(a.windows(2).any(|w| w == ["-kernel", "/i"]));
         assert!(a.contains(&"-semihosting".to_string()));
+    }
+
+    #[test]
+    fn figures_belong_to_the_running_test() {
+        let t = "armstop-test: begin suite=s board=b cpus=4 tests=1\narmstop-test: start m::t\narmstop-test: figure storm: 2000 cycles\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0";
+        let lines: Vec<String> = t.lines().map(str::to_string).collect();
+        let r = parse_transcript(&lines, Exit::Code(Some(0)));
+        assert!(r.passed(), "{r:?}");
+        assert_eq!(r.figures, vec![("m::t".to_string(), "storm: 2000 cycles".to_string())]);
     }
 }

@@ -233,8 +233,11 @@ fn test(o: &Options) -> Result<bool, String> {
                     status: t.status.clone(),
                 })
                 .collect();
-            for t in &tests {
+            for (t, short) in tests.iter().zip(&report.tests) {
                 print_result(m.name, t);
+                for (_, text) in report.figures.iter().filter(|(n, _)| *n == short.name) {
+                    println!("[{}]     {text}", m.name);
+                }
             }
             if !report.problems.is_empty() {
                 let msg = report.problems.join("; ");

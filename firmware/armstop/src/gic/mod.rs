@@ -309,10 +309,21 @@ pub fn spi_count(cpu: usize) -> u64 {
 /// Routes every enabled SPI that targets `from` to `to` instead (a CPU going offline);
 /// returns how many moved.
 pub fn migrate_spis(from: usize, to: usize) -> u32 {
-    match driver() {
-        Driver::V2(g) => g.migrate_spis(from, to),
-        Driver::V3(g) => g.migrate_spis(from, to),
+    let mut moved = 0;
+    for intid in 32..lines().min(1020) {
+        let (enabled, targets) = match driver() {
+            Driver::V2(g) => (g.spi_enabled(intid), g.spi_targets(intid)),
+            Driver::V3(g) => (g.spi_enabled(intid), g.spi_targets(intid)),
+        };
+        if enabled && targets & (1 << from) != 0 {
+            match driver() {
+                Driver::V2(g) => g.route_spi(intid, to),
+                Driver::V3(g) => g.route_spi(intid, to),
+            }
+            moved += 1;
+        }
     }
+    moved
 }
 
 /// Stops this CPU's interface from signalling interrupts, before it powers off.

@@ -197,7 +197,8 @@ impl GicV2 {
         self.gicd.ispendr[i / 32].set(1 << (i % 32));
     }
 
-    fn spi_enabled(&self, intid: u32) -> bool {
+    /// Whether SPI `intid` is enabled.
+    pub fn spi_enabled(&self, intid: u32) -> bool {
         let i = intid as usize;
         self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
     }
@@ -215,18 +216,6 @@ impl GicV2 {
         let i = intid as usize;
         let byte = (self.gicd.itargetsr[i / 4].get() >> ((i % 4) * 8)) as u8;
         (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).fold(0, |m, c| m | 1 << c)
-    }
-
-    /// Moves every enabled SPI that targets `from` to `to`; returns how many moved.
-    pub fn migrate_spis(&self, from: usize, to: usize) -> u32 {
-        let mut moved = 0;
-        for intid in 32..self.lines().min(1020) {
-            if self.spi_enabled(intid) && self.spi_targets(intid) & (1 << from) != 0 {
-                self.route_spi(intid, to);
-                moved += 1;
-            }
-        }
-        moved
     }
 
     /// Stops this CPU's interface from signalling interrupts (before it powers off).

@@ -282,7 +282,8 @@ impl GicV3 {
         self.gicd.ispendr[i / 32].set(1 << (i % 32));
     }
 
-    fn spi_enabled(&self, intid: u32) -> bool {
+    /// Whether SPI `intid` is enabled.
+    pub fn spi_enabled(&self, intid: u32) -> bool {
         let i = intid as usize;
         self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
     }
@@ -300,18 +301,6 @@ impl GicV3 {
             Some(c) => 1 << c,
             None => 0,
         }
-    }
-
-    /// Moves every enabled SPI routed to `from` to `to`; returns how many moved.
-    pub fn migrate_spis(&self, from: usize, to: usize) -> u32 {
-        let mut moved = 0;
-        for intid in 32..self.lines() {
-            if self.spi_enabled(intid) && self.spi_targets(intid) & (1 << from) != 0 {
-                self.route_spi(intid, to);
-                moved += 1;
-            }
-        }
-        moved
     }
 
     /// Stops this CPU's interface from signalling interrupts and lets its redistributor sleep

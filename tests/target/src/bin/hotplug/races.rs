@@ -9,7 +9,8 @@ use core::time::Duration;
 use armstop::hotplug::{self, CpuState};
 use armstop::smp;
 use armstop::stop::{STOPPERS, StopError};
-use armstop::{println, target_test};
+use armstop::target_test;
+use armstop::testing::figure;
 
 use crate::fresh;
 
@@ -99,7 +100,11 @@ fn online_race_a_cpu_seen_online_always_accepts_work() {
     }
     STOP.store(true, Ordering::SeqCst);
     poller.wait().unwrap();
-    println!("online race: {CYCLES} cycles, {} served, {} refused", get(&OK), get(&REFUSED));
+    figure(format_args!(
+        "online race: {CYCLES} cycles, {} served, {} refused",
+        get(&OK),
+        get(&REFUSED)
+    ));
     assert_eq!(get(&REFUSED), 0, "a CPU seen online refused work");
     assert_eq!(get(&WRONG), 0);
     assert_eq!(get(&OK), CYCLES as u64);
@@ -149,12 +154,12 @@ fn observe_then_queue_runs_or_is_refused_while_the_cpu_goes_down() {
     }
     STOP.store(true, Ordering::SeqCst);
     racer.wait().unwrap();
-    println!(
+    figure(format_args!(
         "observe-then-queue: {CYCLES} cycles, {} ran, {} refused after being seen online, {} observations offline",
         get(&OK),
         get(&REFUSED),
         get(&SEEN_OFFLINE)
-    );
+    ));
     assert_eq!(get(&WRONG), 0, "a work ran off its CPU, after it died, or was lost");
     assert!(get(&OK) > 0);
     assert_eq!(STOPPERS.stats().park_with_works, 0);
@@ -207,11 +212,11 @@ fn stop_two_cpus_racing_cpu_down_runs_on_both_or_neither() {
     }
     STOP.store(true, Ordering::SeqCst);
     racer.wait().unwrap();
-    println!(
+    figure(format_args!(
         "stop_two_cpus vs cpu_down: {CYCLES} cycles, {} ran on both, {} refused",
         get(&BOTH),
         get(&REFUSED)
-    );
+    ));
     assert_eq!(get(&WRONG), 0, "stop_two_cpus ran on one CPU only, or after the CPU died");
     assert!(get(&BOTH) > 0 && get(&REFUSED) > 0, "the race window was never hit");
     assert_eq!(STOPPERS.stats().park_with_works, 0);

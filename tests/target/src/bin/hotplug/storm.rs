@@ -11,7 +11,8 @@ use armstop::board::cpu_count;
 use armstop::hotplug::{self, CpuState, HOTPLUG};
 use armstop::smp;
 use armstop::stop::{NowaitWork, STOPPERS};
-use armstop::{println, target_test};
+use armstop::target_test;
+use armstop::testing::figure;
 use armstop_boards::MAX_CPUS;
 
 use crate::{Rng, fresh};
@@ -193,7 +194,7 @@ fn hotplug_storm_every_request_is_accounted_for() {
         }
         wait_nowaits_drained();
         if (cycle + 1) % 250 == 0 {
-            println!(
+            armstop::println!(
                 "  storm: {} cycles in {} ms; {} accepted, {} rejected so far",
                 cycle + 1,
                 start.elapsed().as_millis(),
@@ -204,34 +205,34 @@ fn hotplug_storm_every_request_is_accounted_for() {
     }
     let downs = HOTPLUG.stats().downs - downs0;
     let ups = HOTPLUG.stats().ups - ups0;
-    println!(
+    figure(format_args!(
         "hotplug storm: {CYCLES} cycles ({downs} downs, {ups} ups; targets cpu1..: {:?})",
         &per_target[1..n]
-    );
-    println!(
+    ));
+    figure(format_args!(
         "  waiting requests (stop_one_cpu, stop_two_cpus): {} accepted, {} rejected, {} ran",
         get(&ACCEPTED),
         get(&REJECTED),
         get(&RAN)
-    );
-    println!(
+    ));
+    figure(format_args!(
         "  stop_one_cpu_nowait: {} accepted, {} rejected, {} ran",
         get(&NOWAIT_ACCEPTED),
         get(&NOWAIT_REJECTED),
         get(&NOWAIT_RAN)
-    );
-    println!(
+    ));
+    figure(format_args!(
         "  stop_machine on the target: {} calls, {} ran on it (0 while it was down)",
         get(&MACHINE_CALLS),
         get(&MACHINE_RAN)
-    );
-    println!(
+    ));
+    figure(format_args!(
         "  wrong runs {}, park-with-works bugs {}, bad transitions {}, watchdog reports {}",
         get(&WRONG),
         STOPPERS.stats().park_with_works,
         HOTPLUG.stats().bad_transitions,
         STOPPERS.stats().watchdog_reports - watchdog0
-    );
+    ));
     assert_eq!(get(&WRONG), 0, "a work ran off its CPU, after its CPU died, twice, or not at all");
     assert_eq!((downs, ups), (CYCLES as u64, CYCLES as u64));
     assert_eq!(get(&RAN), get(&ACCEPTED), "every accepted waiting request ran exactly once");
