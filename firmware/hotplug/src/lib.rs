@@ -30,6 +30,18 @@
 //! online can queue work to it, and it cannot be taken down before its stopper has run.
 //!
 //! `cpu_up` and `cpu_down` are serialised with each other (Linux's `cpu_hotplug_lock`).
+//!
+//! | armstop | Linux (`kernel/cpu.c`, `kernel/stop_machine.c`) |
+//! |---|---|
+//! | [`Hotplug::cpu_down`] | `cpu_down` (the teardown steps down to `CPUHP_OFFLINE`) |
+//! | [`Hotplug::take_cpu_down`] | `take_cpu_down`, run through `stop_machine_cpuslocked` |
+//! | [`Hotplug::dying_step`] | the stopper thread's park, then the dying CPU's idle-dead report |
+//! | [`Hotplug::cpu_up`] | `cpu_up` |
+//! | [`Hotplug::cpu_online`] | `stop_machine_unpark`, then `set_cpu_online`, on the new CPU |
+//! | [`CpuState::Online`] | `cpu_online_mask` |
+//!
+//! The boot CPU runs the main program and never returns to a stopper loop, so the firmware
+//! [pins](Hotplug::pin) it: `cpu_down` refuses it rather than wait for a death that cannot come.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
