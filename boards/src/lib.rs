@@ -12,9 +12,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod qemu_virt;
+pub mod raspi4;
 
-/// Every board armstop supports.
-pub const ALL: &[Board] = &[qemu_virt::BOARD];
+/// Every board armstop knows, by [`Board::name`]. An image is built for one of them
+/// (`ARMSTOP_BOARD`, see the firmware's build script).
+pub const ALL: &[Board] = &[qemu_virt::BOARD, raspi4::TFA, raspi4::OWN_PSCI];
+
+/// The board called `name`, and its index in [`ALL`].
+pub fn by_name(name: &str) -> Option<(usize, &'static Board)> {
+    ALL.iter().enumerate().find(|(_, b)| b.name == name)
+}
 
 /// Most CPUs any board may have; sizes the per-CPU tables (stacks, mailboxes) in the firmware.
 pub const MAX_CPUS: usize = 8;
@@ -266,6 +273,19 @@ mod tests {
         for b in ALL {
             assert_eq!(b.validate(), Ok(()), "{}", b.name);
         }
+    }
+
+    #[test]
+    fn boards_are_found_by_unique_names() {
+        for (i, b) in ALL.iter().enumerate() {
+            assert_eq!(by_name(b.name).map(|(j, _)| j), Some(i), "{}", b.name);
+        }
+        assert!(by_name("raspi5").is_none());
+        let pi = by_name("raspi4-tfa").unwrap().1;
+        assert_eq!(pi.load_address, 0x8_0000);
+        assert_eq!(pi.logical_id(0x8000_0003), Some(3), "Pi MPIDRs carry bit 31");
+        assert!(matches!(pi.gic, GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 }));
+        assert_eq!(by_name("raspi4-own-psci").unwrap().1.psci, PsciConduit::Hvc);
     }
 
     #[test]

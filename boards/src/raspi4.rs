@@ -1,0 +1,47 @@
+//! Raspberry Pi 4 (BCM2711) in low-peripheral mode, as the Pi firmware starts it with
+//! `arm_64bit=1` and `enable_gic=1` (see ../shared/PLATFORM.md): four Cortex-A72 cores, GIC-400,
+//! the PL011 UART0 on GPIO14/15.
+//!
+//! Two variants differ only in where PSCI comes from:
+//! - [`TFA`]: Trusted Firmware-A's BL31 as armstub answers PSCI 1.1 over SMC; it owns
+//!   0–0x7FFFF, which armstop never writes.
+//! - [`OWN_PSCI`]: the stock armstub (or QEMU `raspi4b -kernel`) leaves the secondaries on spin
+//!   tables at 0xd8–0xf0 and no PSCI; armstop's own provider at EL2 answers over HVC.
+
+use crate::{Board, ExitMethod, GicLayout, MemoryKind, Pl011, PsciConduit, Region};
+
+const MEMORY: &[Region] = &[
+    // Spin tables (0xd8..0xf8) or TF-A's BL31 and mailboxes (up to 0x7ffff): mapped so the
+    // spin tables can be written; the firmware never places anything here.
+    Region { name: "low", base: 0x0, size: 0x8_0000, kind: MemoryKind::Normal },
+    // The ARM's share of the first GiB with the firmware's default GPU split; every Pi 4 has
+    // at least this much.
+    Region { name: "ram", base: 0x8_0000, size: 0x3b40_0000 - 0x8_0000, kind: MemoryKind::Normal },
+    // PM watchdog (0xfe10_0000), GPIO (0xfe20_0000), PL011 UART0 (0xfe20_1000).
+    Region { name: "peripherals", base: 0xfe00_0000, size: 0x0180_0000, kind: MemoryKind::Device },
+    // ARM local peripherals and the GIC-400 (0xff84_1000).
+    Region { name: "arm-local", base: 0xff80_0000, size: 0x0080_0000, kind: MemoryKind::Device },
+];
+
+const fn pi4(name: &'static str, psci: PsciConduit) -> Board {
+    Board {
+        name,
+        // MPIDR 0x8000_0000..3: Aff0 = core, bit 31 (RES1) is not an affinity bit.
+        cpus: &[0, 1, 2, 3],
+        memory: MEMORY,
+        // UART0 from the 48 MHz UART clock the firmware sets up for it.
+        uart: Pl011 { base: 0xfe20_1000, clock_hz: Some(48_000_000), baud: 115_200 },
+        gic: GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 },
+        psci,
+        exit: ExitMethod::PsciSystemOff,
+        // Where the firmware loads kernel8.img with `kernel_address=0x80000`, and where TF-A
+        // enters its payload.
+        load_address: 0x8_0000,
+    }
+}
+
+/// PSCI from TF-A's BL31 (armstub), over SMC.
+pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc);
+
+/// PSCI from armstop's own EL2 provider, over HVC.
+pub const OWN_PSCI: Board = pi4("raspi4-own-psci", PsciConduit::Hvc);
