@@ -339,41 +339,23 @@ const fn bit(cpu: usize) -> CpuMask {
 }
 
 impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
-    /// Every CPU `Off`, with [`Timeouts::DEFAULT`].
-    #[cfg(not(loom))]
-    pub const fn new(stoppers: &'s Stoppers<S, N>, power: P) -> Self {
-        Self {
-            stoppers,
-            power,
-            state: [const { AtomicU32::new(CpuState::Off as u32) }; N],
-            pinned: AtomicU64::new(0),
-            lock: Mutex::new(()),
-            boot_ns: AtomicU64::new(Timeouts::DEFAULT.boot_ns),
-            dead_ns: AtomicU64::new(Timeouts::DEFAULT.dead_ns),
-            off_ns: AtomicU64::new(Timeouts::DEFAULT.off_ns),
-            downs: AtomicU64::new(0),
-            ups: AtomicU64::new(0),
-            bad_transitions: AtomicU64::new(0),
-            late_cpus: AtomicU64::new(0),
-        }
-    }
-
-    /// Every CPU `Off`, with [`Timeouts::DEFAULT`].
-    #[cfg(loom)]
-    pub fn new(stoppers: &'s Stoppers<S, N>, power: P) -> Self {
-        Self {
-            stoppers,
-            power,
-            state: core::array::from_fn(|_| AtomicU32::new(CpuState::Off as u32)),
-            pinned: AtomicU64::new(0),
-            lock: Mutex::new(()),
-            boot_ns: AtomicU64::new(Timeouts::DEFAULT.boot_ns),
-            dead_ns: AtomicU64::new(Timeouts::DEFAULT.dead_ns),
-            off_ns: AtomicU64::new(Timeouts::DEFAULT.off_ns),
-            downs: AtomicU64::new(0),
-            ups: AtomicU64::new(0),
-            bad_transitions: AtomicU64::new(0),
-            late_cpus: AtomicU64::new(0),
+    armstop_stopper::loom_const_fn! {
+        /// Every CPU `Off`, with [`Timeouts::DEFAULT`].
+        pub fn new(stoppers: &'s Stoppers<S, N>, power: P) -> Self {
+            Self {
+                stoppers,
+                power,
+                state: armstop_stopper::array_of![AtomicU32::new(CpuState::Off as u32); N],
+                pinned: AtomicU64::new(0),
+                lock: Mutex::new(()),
+                boot_ns: AtomicU64::new(Timeouts::DEFAULT.boot_ns),
+                dead_ns: AtomicU64::new(Timeouts::DEFAULT.dead_ns),
+                off_ns: AtomicU64::new(Timeouts::DEFAULT.off_ns),
+                downs: AtomicU64::new(0),
+                ups: AtomicU64::new(0),
+                bad_transitions: AtomicU64::new(0),
+                late_cpus: AtomicU64::new(0),
+            }
         }
     }
 

@@ -216,29 +216,17 @@ struct CpuStopper {
 }
 
 impl CpuStopper {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        Self {
-            enabled: AtomicBool::new(false),
-            park_requested: AtomicBool::new(false),
-            parked: AtomicBool::new(true),
-            works: Mutex::new(List::EMPTY),
-            running: Mutex::new(None),
-            in_callback: AtomicBool::new(false),
-            runs: AtomicU64::new(0),
-        }
-    }
-
-    #[cfg(loom)]
-    fn new() -> Self {
-        Self {
-            enabled: AtomicBool::new(false),
-            park_requested: AtomicBool::new(false),
-            parked: AtomicBool::new(true),
-            works: Mutex::new(List::EMPTY),
-            running: Mutex::new(None),
-            in_callback: AtomicBool::new(false),
-            runs: AtomicU64::new(0),
+    crate::loom_const_fn! {
+        fn new() -> Self {
+            Self {
+                enabled: AtomicBool::new(false),
+                park_requested: AtomicBool::new(false),
+                parked: AtomicBool::new(true),
+                works: Mutex::new(List::EMPTY),
+                running: Mutex::new(None),
+                in_callback: AtomicBool::new(false),
+                runs: AtomicU64::new(0),
+            }
         }
     }
 }
@@ -322,35 +310,20 @@ const fn bit(cpu: usize) -> CpuMask {
 }
 
 impl<P: Platform, const N: usize> Stoppers<P, N> {
-    /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
-    #[cfg(not(loom))]
-    pub const fn new(platform: P) -> Self {
-        assert!(N >= 1 && N <= 64);
-        Self {
-            platform,
-            cpus: [const { CpuStopper::new() }; N],
-            stop_cpus_in_progress: AtomicBool::new(false),
-            stop_cpus_mutex: Mutex::new(()),
-            watchdog_ns: AtomicU64::new(0),
-            in_progress_retries: AtomicU64::new(0),
-            park_with_works: AtomicU64::new(0),
-            watchdog_reports: AtomicU64::new(0),
-        }
-    }
-
-    /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
-    #[cfg(loom)]
-    pub fn new(platform: P) -> Self {
-        assert!(N >= 1 && N <= 64);
-        Self {
-            platform,
-            cpus: core::array::from_fn(|_| CpuStopper::new()),
-            stop_cpus_in_progress: AtomicBool::new(false),
-            stop_cpus_mutex: Mutex::new(()),
-            watchdog_ns: AtomicU64::new(0),
-            in_progress_retries: AtomicU64::new(0),
-            park_with_works: AtomicU64::new(0),
-            watchdog_reports: AtomicU64::new(0),
+    crate::loom_const_fn! {
+        /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
+        pub fn new(platform: P) -> Self {
+            assert!(N >= 1 && N <= 64);
+            Self {
+                platform,
+                cpus: crate::array_of![CpuStopper::new(); N],
+                stop_cpus_in_progress: AtomicBool::new(false),
+                stop_cpus_mutex: Mutex::new(()),
+                watchdog_ns: AtomicU64::new(0),
+                in_progress_retries: AtomicU64::new(0),
+                park_with_works: AtomicU64::new(0),
+                watchdog_reports: AtomicU64::new(0),
+            }
         }
     }
 
@@ -840,25 +813,15 @@ pub struct NowaitWork {
 unsafe impl Sync for NowaitWork {}
 
 impl NowaitWork {
-    /// A buffer that runs `f`; `name` is what diagnostics call it.
-    #[cfg(not(loom))]
-    pub const fn new<F: Fn() -> i32 + Sync>(name: &'static str, f: &'static F) -> Self {
-        Self {
-            func: f,
-            name,
-            pending: AtomicBool::new(false),
-            slot: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
-        }
-    }
-
-    /// A buffer that runs `f`; `name` is what diagnostics call it.
-    #[cfg(loom)]
-    pub fn new<F: Fn() -> i32 + Sync>(name: &'static str, f: &'static F) -> Self {
-        Self {
-            func: f,
-            name,
-            pending: AtomicBool::new(false),
-            slot: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+    crate::loom_const_fn! {
+        /// A buffer that runs `f`; `name` is what diagnostics call it.
+        pub fn new<F: Fn() -> i32 + Sync>(name: &'static str, f: &'static F) -> Self {
+            Self {
+                func: f,
+                name,
+                pending: AtomicBool::new(false),
+                slot: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+            }
         }
     }
 

@@ -54,3 +54,26 @@ impl<T> Mutex<T> {
         return self.inner.try_lock().ok();
     }
 }
+
+/// Defines a constructor once: a `const fn` normally (so stoppers can be statics), a plain `fn`
+/// under loom, whose atomics and mutexes have no `const` constructors.
+#[macro_export]
+macro_rules! loom_const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        $(#[$attr])* #[cfg(not(loom))] $vis const fn $($rest)*
+        $(#[$attr])* #[cfg(loom)] $vis fn $($rest)*
+    };
+}
+
+/// `[value; N]` for a value that is not `Copy` (an atomic): an inline-`const` repeat normally,
+/// built element by element under loom (see [`loom_const_fn!`]).
+#[macro_export]
+macro_rules! array_of {
+    ($value:expr; $n:expr) => {{
+        #[cfg(not(loom))]
+        let a = [const { $value }; $n];
+        #[cfg(loom)]
+        let a = core::array::from_fn(|_| $value);
+        a
+    }};
+}
