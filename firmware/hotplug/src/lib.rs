@@ -447,28 +447,17 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     /// Takes the hotplug lock, running this CPU's stopper works while it waits (the holder may
     /// be in a `stop_machine` that needs them).
     fn lock(&self) -> MutexGuard<'_, ()> {
-        let me = self.stoppers.platform().cpu_id();
         loop {
             if let Some(g) = self.lock.try_lock() {
                 return g;
             }
-            self.serve(me);
-        }
-    }
-
-    /// One step of a wait: run this CPU's stopper works if it has any, else relax.
-    fn serve(&self, me: usize) {
-        if self.stoppers.has_work(me) {
-            self.stoppers.run_works();
-        } else {
-            self.stoppers.platform().relax();
+            self.stoppers.wait_step();
         }
     }
 
     /// Waits until `done()` or `timeout_ns` passes; returns whether `done()` held.
     fn wait(&self, timeout_ns: u64, mut done: impl FnMut() -> bool) -> bool {
         let p = self.stoppers.platform();
-        let me = p.cpu_id();
         let start = p.now_ns();
         loop {
             if done() {
@@ -477,7 +466,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
             if p.now_ns().saturating_sub(start) > timeout_ns {
                 return done();
             }
-            self.serve(me);
+            self.stoppers.wait_step();
         }
     }
 

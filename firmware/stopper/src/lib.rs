@@ -416,6 +416,19 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         enabled
     }
 
+    /// One step of any wait on the calling CPU: runs its stopper's works if it has any (what
+    /// it waits for may need them: a stopper preempts its CPU's waiter), else relaxes. Returns
+    /// whether works ran.
+    pub fn wait_step(&self) -> bool {
+        if self.has_work(self.platform.cpu_id()) {
+            self.run_works();
+            true
+        } else {
+            self.platform.relax();
+            false
+        }
+    }
+
     /// Whether `cpu`'s stopper has works queued.
     pub fn has_work(&self, cpu: usize) -> bool {
         let irq = self.platform.irq_save();
@@ -470,15 +483,12 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// Waits for `done`. The calling CPU's own stopper may be among those waited for, so
     /// waiting means running it (as Linux's stopper thread would preempt the waiter).
     fn wait(&self, done: &Done, waiting_for: CpuMask) {
-        let me = self.platform.cpu_id();
         let start = self.platform.now_ns();
         let mut reported = false;
         while !done.finished() {
-            if self.has_work(me) {
-                self.run_works();
+            if self.wait_step() {
                 continue;
             }
-            self.platform.relax();
             let limit = self.watchdog_ns.load(Ordering::Relaxed);
             if !reported && limit != 0 && self.platform.now_ns().saturating_sub(start) > limit {
                 reported = true;
@@ -692,11 +702,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 return g;
             }
             // Waiting for another stop_cpus, whose works may include one for this CPU.
-            if self.has_work(self.platform.cpu_id()) {
-                self.run_works();
-            } else {
-                self.platform.relax();
-            }
+            self.wait_step();
         }
     }
 
