@@ -15,6 +15,50 @@
 pub mod v2;
 pub mod v3;
 
+/// Distributor register banks laid out alike on GICv2 and GICv3: one bit per interrupt, 32 to a
+/// register (`GICD_ISENABLER`, `ICPENDR`, `IGROUPR`, ...), or one byte per interrupt, four to a
+/// register (`GICD_IPRIORITYR`, GICv2's `ITARGETSR`).
+mod bank {
+    use tock_registers::interfaces::{Readable, Writeable};
+    use tock_registers::registers::ReadWrite;
+
+    fn bit(intid: u32) -> (usize, u32) {
+        ((intid / 32) as usize, 1 << (intid % 32))
+    }
+
+    /// Writes `intid`'s bit alone, for the write-1-to-act banks (set/clear enable, pending).
+    pub fn write_bit(regs: &[ReadWrite<u32>], intid: u32) {
+        let (r, b) = bit(intid);
+        regs[r].set(b);
+    }
+
+    /// Sets `intid`'s bit, keeping the others (read-modify-write banks such as `IGROUPR`).
+    pub fn set_bit(regs: &[ReadWrite<u32>], intid: u32) {
+        let (r, b) = bit(intid);
+        regs[r].set(regs[r].get() | b);
+    }
+
+    /// `intid`'s bit.
+    pub fn read_bit(regs: &[ReadWrite<u32>], intid: u32) -> bool {
+        let (r, b) = bit(intid);
+        regs[r].get() & b != 0
+    }
+
+    /// `intid`'s byte.
+    pub fn read_byte(regs: &[ReadWrite<u32>], intid: u32) -> u8 {
+        (regs[(intid / 4) as usize].get() >> ((intid % 4) * 8)) as u8
+    }
+
+    /// Replaces `intid`'s byte, keeping the other three.
+    pub fn write_byte(regs: &[ReadWrite<u32>], intid: u32, value: u8) {
+        let (r, shift) = ((intid / 4) as usize, (intid % 4) * 8);
+        regs[r].set((regs[r].get() & !(0xff << shift)) | u32::from(value) << shift);
+    }
+}
+
+/// The priority armstop gives every interrupt it enables (all equal: none preempts another).
+const DEFAULT_PRIORITY: u8 = 0xa0;
+
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use armstop_boards::{GicLayout, MAX_CPUS};

@@ -13,7 +13,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
-use super::{Ack, SgiTarget};
+use super::{Ack, DEFAULT_PRIORITY, SgiTarget, bank};
 
 register_structs! {
     /// GICv2 distributor registers (those armstop uses).
@@ -117,7 +117,7 @@ impl GicV2 {
         }
         d.icactiver[0].set(u32::MAX);
         for r in &d.ipriorityr[..8] {
-            r.set(0xa0a0_a0a0);
+            r.set(u32::from_ne_bytes([DEFAULT_PRIORITY; 4]));
         }
         d.isenabler[0].set(0xffff);
         let c = self.gicc;
@@ -175,46 +175,35 @@ impl GicV2 {
 
     /// Enables SPI `intid`, targeted at logical CPU `cpu`, at the default priority.
     pub fn enable_spi(&self, intid: u32, cpu: usize) {
-        let d = self.gicd;
-        let i = intid as usize;
-        let shift = (i % 4) * 8;
-        let prio = &d.ipriorityr[i / 4];
-        prio.set((prio.get() & !(0xff << shift)) | (0xa0 << shift));
+        bank::write_byte(&self.gicd.ipriorityr, intid, DEFAULT_PRIORITY);
         self.route_spi(intid, cpu);
-        d.isenabler[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.isenabler, intid);
     }
 
     /// Disables SPI `intid` and clears it if pending.
     pub fn disable_spi(&self, intid: u32) {
-        let i = intid as usize;
-        self.gicd.icenabler[i / 32].set(1 << (i % 32));
-        self.gicd.icpendr[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.icenabler, intid);
+        bank::write_bit(&self.gicd.icpendr, intid);
     }
 
     /// Makes SPI `intid` pending (as if its device raised it).
     pub fn set_pending(&self, intid: u32) {
-        let i = intid as usize;
-        self.gicd.ispendr[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.ispendr, intid);
     }
 
     /// Whether SPI `intid` is enabled.
     pub fn spi_enabled(&self, intid: u32) -> bool {
-        let i = intid as usize;
-        self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
+        bank::read_bit(&self.gicd.isenabler, intid)
     }
 
     /// Routes SPI `intid` to logical CPU `cpu` alone (GICD_ITARGETSR byte).
     pub fn route_spi(&self, intid: u32, cpu: usize) {
-        let i = intid as usize;
-        let shift = (i % 4) * 8;
-        let r = &self.gicd.itargetsr[i / 4];
-        r.set((r.get() & !(0xff << shift)) | (u32::from(self.cpu_bit(cpu)) << shift));
+        bank::write_byte(&self.gicd.itargetsr, intid, self.cpu_bit(cpu));
     }
 
     /// The logical CPUs SPI `intid` targets, as a mask.
     pub fn spi_targets(&self, intid: u32) -> u64 {
-        let i = intid as usize;
-        let byte = (self.gicd.itargetsr[i / 4].get() >> ((i % 4) * 8)) as u8;
+        let byte = bank::read_byte(&self.gicd.itargetsr, intid);
         (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).fold(0, |m, c| m | 1 << c)
     }
 

@@ -11,7 +11,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
 
-use super::{Ack, GicError, SgiTarget};
+use super::{Ack, DEFAULT_PRIORITY, GicError, SgiTarget, bank};
 use crate::board::BOARD;
 
 register_structs! {
@@ -181,7 +181,7 @@ impl GicV3 {
         sgi.icactiver0.set(u32::MAX);
         sgi.igroupr0.set(u32::MAX);
         for r in &sgi.ipriorityr {
-            r.set(0xa0a0_a0a0);
+            r.set(u32::from_ne_bytes([DEFAULT_PRIORITY; 4]));
         }
         sgi.isenabler0.set(0xffff);
 
@@ -258,34 +258,28 @@ impl GicV3 {
     /// Enables SPI `intid` as Group 1, routed to logical CPU `cpu`, at the default priority.
     pub fn enable_spi(&self, intid: u32, cpu: usize) {
         let d = self.gicd;
-        let i = intid as usize;
-        let shift = (i % 4) * 8;
-        let prio = &d.ipriorityr[i / 4];
-        prio.set((prio.get() & !(0xff << shift)) | (0xa0 << shift));
-        d.igroupr[i / 32].set(d.igroupr[i / 32].get() | 1 << (i % 32));
+        bank::write_byte(&d.ipriorityr, intid, DEFAULT_PRIORITY);
+        bank::set_bit(&d.igroupr, intid);
         self.route_spi(intid, cpu);
-        d.isenabler[i / 32].set(1 << (i % 32));
+        bank::write_bit(&d.isenabler, intid);
         self.wait_rwp();
     }
 
     /// Disables SPI `intid` and clears it if pending.
     pub fn disable_spi(&self, intid: u32) {
-        let i = intid as usize;
-        self.gicd.icenabler[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.icenabler, intid);
         self.wait_rwp();
-        self.gicd.icpendr[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.icpendr, intid);
     }
 
     /// Makes SPI `intid` pending (as if its device raised it).
     pub fn set_pending(&self, intid: u32) {
-        let i = intid as usize;
-        self.gicd.ispendr[i / 32].set(1 << (i % 32));
+        bank::write_bit(&self.gicd.ispendr, intid);
     }
 
     /// Whether SPI `intid` is enabled.
     pub fn spi_enabled(&self, intid: u32) -> bool {
-        let i = intid as usize;
-        self.gicd.isenabler[i / 32].get() & (1 << (i % 32)) != 0
+        bank::read_bit(&self.gicd.isenabler, intid)
     }
 
     /// Routes SPI `intid` to logical CPU `cpu` (GICD_IROUTER, Interrupt_Routing_Mode 0).
