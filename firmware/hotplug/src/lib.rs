@@ -428,7 +428,8 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     /// Moves `cpu` from `from` to `to`. A transition outside the table, or from a state the
     /// CPU is not in, is a bug: it is reported and counted, and the state is left alone.
     pub fn transition(&self, cpu: usize, from: CpuState, to: CpuState) -> Result<(), CpuState> {
-        let actual = if transition_allowed(from, to) {
+        let allowed = transition_allowed(from, to);
+        let actual = if allowed {
             match self.try_transition(cpu, from, to) {
                 Ok(()) => return Ok(()),
                 Err(actual) => actual,
@@ -437,7 +438,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
             self.state(cpu)
         };
         self.bad_transitions.fetch_add(1, Ordering::Relaxed);
-        let why = if transition_allowed(from, to) { "" } else { "not an allowed transition; " };
+        let why = if allowed { "" } else { "not an allowed transition; " };
         self.stoppers.platform().report(format_args!(
             "BUG: cpu{cpu}: state transition {from} -> {to} refused: {why}the CPU is {actual}"
         ));
