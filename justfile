@@ -9,7 +9,12 @@ fw_cargo := env("ARMSTOP_CARGO", if path_exists("/usr/bin/cargo") == "true" { "/
 fw_rustc := env("ARMSTOP_RUSTC", if path_exists("/usr/bin/rustc") == "true" { "/usr/bin/rustc" } else { "rustc" })
 fw_target := "aarch64-unknown-none-softfloat"
 fw_dir := justfile_directory() / "target" / "firmware"
-images := fw_dir / fw_target / "debug"
+# Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
+# target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
+boards := "qemu-virt raspi4-tfa raspi4-own-psci"
+image_names := "armstop suite hotplug selftest-fail selftest-hang"
+images_root := justfile_directory() / "target" / "images"
+images := images_root / "qemu-virt"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
 
@@ -42,11 +47,19 @@ loom:
 build: build-firmware
     cargo build --quiet -p armstop-runner
 
-# Build the firmware images (main image and test images).
+# Build the firmware images (main image and test images) for every board, each board in a target
+# directory of its own (so that no build of one board can overwrite another's images).
 build-firmware:
-    RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet \
-      --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
-      --target-dir {{fw_dir}} -p armstop -p armstop-target-tests
+    for b in {{boards}}; do \
+      ARMSTOP_BOARD=$b RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet \
+        --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
+        --target-dir {{fw_dir}}/$b -p armstop -p armstop-target-tests; \
+      mkdir -p {{images_root}}/$b; \
+      for i in {{image_names}}; do \
+        cp {{fw_dir}}/$b/{{fw_target}}/debug/$i {{images_root}}/$b/$i; \
+        llvm-objcopy -O binary {{images_root}}/$b/$i {{images_root}}/$b/$i.bin; \
+      done; \
+    done
 
 # Boot an image halted, waiting for GDB on :1234 (e.g. `just gdb virt-gicv3 suite`).
 gdb machine="virt-gicv3" image="armstop": build

@@ -8,6 +8,10 @@
 #     `-Zbuild-std` can build `core` for aarch64-unknown-none offline, plus lld to link it.
 #   - qemu-system-aarch64 >= 9 from bookworm-backports (QEMU 10.x; needed for `raspi4b`).
 #   - `just`, from PyPI (rust-just), falling back to `cargo install just`.
+#   - The Raspberry Pi 4 boot files, from Debian's packages, unpacked (no install) under
+#     target/pi-firmware/: TF-A's BL31 for the Pi 4 (`arm-trusted-firmware`, arm64) and the
+#     VideoCore firmware `start4.elf`/`fixup4.dat` (`raspi-firmware`, non-free-firmware); plus
+#     bl31-qemu.bin, the same BL31 patched for emulation only (see below).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -65,6 +69,74 @@ else
   say "with matching sources), ld.lld, and qemu-system-aarch64 >= 9; see README.md"
 fi
 
+# --- Raspberry Pi 4 boot files ---------------------------------------------------------------------
+# Unpacked from the .deb files, never installed: arm-trusted-firmware is an arm64 package.
+PI_DIR="$(cd "$(dirname "$0")/.." && pwd)/target/pi-firmware"
+# The exact BL31 the QEMU work-around was checked against (Debian 2.8.0+dfsg-1, rpi4/bl31.bin).
+BL31_SHA256=2033f257de495cf2d31c81704811bf1bab955e24d4d1823900a7615cadc15ccb
+if [ -r /etc/os-release ] && grep -q '^VERSION_CODENAME=bookworm' /etc/os-release \
+   && { [ ! -f "$PI_DIR/bl31.bin" ] || [ ! -f "$PI_DIR/boot/start4.elf" ]; }; then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    say "adding the arm64 package architecture (for arm-trusted-firmware's .deb)"
+    $SUDO dpkg --add-architecture arm64
+    APT_UPDATED=0
+  fi
+  NF=/etc/apt/sources.list.d/armstop-pi.sources
+  if ! apt-cache policy raspi-firmware 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if [ ! -f "$NF" ]; then
+      uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/debian.sources | head -n1 | awk '{print $2}')
+      key=$(grep -hs '^Signed-By:' /etc/apt/sources.list.d/debian.sources | head -n1 | awk '{print $2}')
+      say "adding bookworm non-free-firmware (raspi-firmware) to $NF"
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm\nComponents: non-free-firmware\nSigned-By: %s\n' \
+        "${uri:-http://deb.debian.org/debian}" "${key:-/usr/share/keyrings/debian-archive-keyring.gpg}" \
+        | $SUDO tee "$NF" >/dev/null
+    fi
+    APT_UPDATED=0
+  fi
+  apt_update
+  tmp=$(mktemp -d)
+  say "downloading arm-trusted-firmware (arm64) and raspi-firmware into $PI_DIR"
+  (cd "$tmp" && chmod 777 . && apt-get download -qq arm-trusted-firmware:arm64 raspi-firmware) \
+    || die "could not download arm-trusted-firmware:arm64 / raspi-firmware"
+  mkdir -p "$PI_DIR/boot"
+  for deb in "$tmp"/*.deb; do
+    dpkg-deb -x "$deb" "$tmp/x"
+    dpkg-deb -f "$deb" Package Version | paste -sd' ' >> "$tmp/versions"
+  done
+  cp "$tmp/x/usr/lib/arm-trusted-firmware/rpi4/bl31.bin" "$PI_DIR/bl31.bin"
+  cp "$tmp/x/usr/lib/raspi-firmware/start4.elf" "$tmp/x/usr/lib/raspi-firmware/fixup4.dat" "$PI_DIR/boot/"
+  cp "$tmp/x/usr/share/doc/raspi-firmware/copyright" "$PI_DIR/boot/LICENCE.raspi-firmware" 2>/dev/null || true
+  cp "$tmp/x/usr/share/doc/arm-trusted-firmware/copyright" "$PI_DIR/LICENCE.arm-trusted-firmware" 2>/dev/null || true
+  sort "$tmp/versions" > "$PI_DIR/VERSIONS"
+  rm -rf "$tmp"
+fi
+if [ -f "$PI_DIR/bl31.bin" ] && [ ! -f "$PI_DIR/bl31-qemu.bin" ]; then
+  # Emulation only. TF-A's CPU_OFF ends with `msr RMR_EL3, x0` (a warm-reset request) and QEMU
+  # ignores RMR_EL3 writes, so the core would sit in `wfi` and never come back on CPU_ON. On
+  # the Pi the warm reset restarts the core at 0, whose first instruction is `b 0x1000`
+  # (BL31's entry point); the patch makes that one instruction a `b 0x1000` directly. It is
+  # applied only to the exact build it was checked against.
+  have=$(sha256sum "$PI_DIR/bl31.bin" | awk '{print $1}')
+  if [ "$have" != "$BL31_SHA256" ]; then
+    say "warning: $PI_DIR/bl31.bin is not the BL31 the QEMU work-around was checked against"
+    say "  (sha256 $have); raspi4b-tfa will skip the tests that turn a core on again after CPU_OFF"
+  else
+    python3 - "$PI_DIR/bl31.bin" "$PI_DIR/bl31-qemu.bin" <<'PY'
+import struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+data = bytearray(open(src, "rb").read())
+OFF, MSR_RMR_EL3_X0 = 0x889C, 0xD51EC040
+word = struct.unpack_from("<I", data, OFF)[0]
+assert word == MSR_RMR_EL3_X0, f"expected msr RMR_EL3, x0 at {OFF:#x}, found {word:#010x}"
+assert struct.unpack_from("<I", data, 0)[0] == 0x14000400, "reset vector is not b 0x1000"
+imm26 = ((0x1000 - OFF) >> 2) & 0x3FFFFFF
+struct.pack_into("<I", data, OFF, 0x14000000 | imm26)  # b 0x1000
+open(dst, "wb").write(data)
+PY
+    say "wrote $PI_DIR/bl31-qemu.bin (RMR_EL3 warm reset emulated; for QEMU only)"
+  fi
+fi
+
 # --- just ---------------------------------------------------------------------------------------
 if ! command -v just >/dev/null 2>&1; then
   if command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1; then
@@ -83,6 +155,8 @@ for tool in just ld.lld qemu-system-aarch64; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is still missing after set-up"
 done
 qemu-system-aarch64 -machine help | grep -q '^raspi4b' || die "qemu-system-aarch64 has no raspi4b machine (need QEMU >= 9)"
+[ -f "$PI_DIR/bl31.bin" ] && [ -f "$PI_DIR/boot/start4.elf" ] \
+  || say "warning: no Raspberry Pi boot files in $PI_DIR: the raspi4b machines and \`just sdcard\` need them"
 [ -d /usr/lib/rustlib/src/rust/library/core ] || [ -n "${ARMSTOP_CARGO:-}" ] \
   || die "no Rust library sources for -Zbuild-std (rust-web-src)"
 say "ready: $(just --version), $(qemu-system-aarch64 --version | head -n1)"

@@ -125,6 +125,66 @@ pub struct Pl011 {
     pub baud: u32,
 }
 
+/// Function of a BCM2711-style GPIO pin (`GPFSELn`, 3 bits per pin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinFunction {
+    /// Input.
+    Input = 0b000,
+    /// Output.
+    Output = 0b001,
+    /// Alternate function 0 (on the Pi 4, GPIO14/15 = PL011 UART0 TXD0/RXD0).
+    Alt0 = 0b100,
+    /// Alternate function 5 (on the Pi 4, GPIO14/15 = mini UART).
+    Alt5 = 0b010,
+}
+
+/// A GPIO pin's pull resistor (`GPIO_PUP_PDN_CNTRL_REGn`, 2 bits per pin on the BCM2711).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pull {
+    /// No pull resistor.
+    None = 0b00,
+    /// Pull-up.
+    Up = 0b01,
+    /// Pull-down.
+    Down = 0b10,
+}
+
+/// How one GPIO pin is set up at boot, before the console is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinSetting {
+    /// GPIO number.
+    pub pin: u8,
+    /// Function to select.
+    pub function: PinFunction,
+    /// Pull resistor.
+    pub pull: Pull,
+}
+
+/// A BCM2711 GPIO block and what armstop does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gpio {
+    /// Register base (`GPFSEL0`).
+    pub base: u64,
+    /// Pins set up at boot (the console's TX/RX).
+    pub boot_pins: &'static [PinSetting],
+    /// The activity LED's pin, driven high to light it, if the board has one.
+    pub activity_led: Option<u8>,
+}
+
+/// armstop's own PSCI provider, for boards whose boot firmware leaves the secondary CPUs on spin
+/// tables and offers no PSCI (the Pi's stock armstub). The boot CPU, still at EL2, releases every
+/// secondary from its spin table into armstop's EL2 holding pen and answers PSCI calls made with
+/// HVC from EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnPsci {
+    /// Spin-table slot of each logical CPU (the boot CPU's entry is not used): the address the
+    /// boot firmware's pen polls for an entry point.
+    pub spin_table: &'static [u64],
+    /// BCM2711 power-management block (`PM_RSTC` at +0x1c, `PM_RSTS` at +0x20, `PM_WDOG` at
+    /// +0x24): its watchdog resets the SoC for SYSTEM_RESET and halts it for SYSTEM_OFF.
+    pub pm_base: u64,
+}
+
 /// Everything the firmware needs to know about one board.
 #[derive(Clone, Copy, Debug)]
 pub struct Board {
@@ -141,6 +201,11 @@ pub struct Board {
     pub gic: GicLayout,
     /// PSCI conduit.
     pub psci: PsciConduit,
+    /// armstop's own PSCI provider at EL2, where the boot firmware has none (then `psci` is
+    /// [`PsciConduit::Hvc`]).
+    pub own_psci: Option<OwnPsci>,
+    /// The GPIO block (console pin routing, activity LED), where armstop must set it up.
+    pub gpio: Option<Gpio>,
     /// How test images report their status.
     pub exit: ExitMethod,
     /// Where the image is linked and loaded (the linker script's start address).
@@ -167,6 +232,11 @@ pub enum BoardError {
     NoRam,
     /// The load address is not page aligned or not in normal memory.
     LoadAddress(u64),
+    /// The own PSCI provider is reached by HVC only, and needs one spin-table slot per CPU,
+    /// each an aligned word in normal memory below the image.
+    OwnPsci(&'static str),
+    /// A GPIO pin number the block does not have (0..=57 on the BCM2711), or one set twice.
+    BadPin(u8),
 }
 
 impl core::fmt::Display for BoardError {
@@ -179,6 +249,8 @@ impl core::fmt::Display for BoardError {
             Self::DeviceUnmapped(d, a) => write!(f, "{d} at {a:#x} is not in a device region"),
             Self::NoRam => write!(f, "board has no normal memory region"),
             Self::LoadAddress(a) => write!(f, "load address {a:#x} is not a page in RAM"),
+            Self::OwnPsci(why) => write!(f, "own PSCI provider: {why}"),
+            Self::BadPin(p) => write!(f, "GPIO {p} does not exist or is set up twice"),
         }
     }
 }
@@ -199,8 +271,13 @@ impl Board {
                 [("GICD", gicd), ("GICC", gicc_v2), ("GICR", gicr_v3)]
             }
         };
-        core::iter::once(("UART", self.uart.base)).chain(gic)
+        let gpio = self.gpio.map(|g| ("GPIO", g.base));
+        let pm = self.own_psci.map(|p| ("PM", p.pm_base));
+        core::iter::once(("UART", self.uart.base)).chain(gic).chain(gpio).chain(pm)
     }
+
+    /// Highest GPIO number of a BCM2711 GPIO block.
+    pub const MAX_GPIO: u8 = 57;
 
     /// Checks the invariants in the crate docs.
     pub fn validate(&self) -> Result<(), BoardError> {
@@ -233,6 +310,30 @@ impl Board {
         if !self.load_address.is_multiple_of(PAGE_SIZE) || !in_ram(self.load_address) {
             return Err(BoardError::LoadAddress(self.load_address));
         }
+        if let Some(p) = self.own_psci {
+            if self.psci != PsciConduit::Hvc {
+                return Err(BoardError::OwnPsci("it is reached over HVC: set psci to Hvc"));
+            }
+            if p.spin_table.len() != n {
+                return Err(BoardError::OwnPsci("one spin-table slot per CPU"));
+            }
+            let slot_ok = |a: u64| {
+                a.is_multiple_of(8) && a < self.load_address && in_ram(a & !(PAGE_SIZE - 1))
+            };
+            if !p.spin_table.iter().all(|&a| slot_ok(a)) {
+                return Err(BoardError::OwnPsci(
+                    "spin-table slots must be aligned words in RAM below the image",
+                ));
+            }
+        }
+        if let Some(g) = self.gpio {
+            let pins = g.boot_pins.iter().map(|p| p.pin).chain(g.activity_led);
+            for (i, p) in pins.clone().enumerate() {
+                if p > Self::MAX_GPIO || pins.clone().take(i).any(|q| q == p) {
+                    return Err(BoardError::BadPin(p));
+                }
+            }
+        }
         for (name, addr) in self.devices() {
             let mapped = self
                 .memory
@@ -263,6 +364,8 @@ mod tests {
             uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
             psci: PsciConduit::Hvc,
+            own_psci: None,
+            gpio: None,
             exit: ExitMethod::Semihosting,
             load_address: 0x4008_0000,
         }
@@ -285,7 +388,43 @@ mod tests {
         assert_eq!(pi.load_address, 0x8_0000);
         assert_eq!(pi.logical_id(0x8000_0003), Some(3), "Pi MPIDRs carry bit 31");
         assert!(matches!(pi.gic, GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 }));
-        assert_eq!(by_name("raspi4-own-psci").unwrap().1.psci, PsciConduit::Hvc);
+        let own = by_name("raspi4-own-psci").unwrap().1;
+        assert_eq!(own.psci, PsciConduit::Hvc);
+        assert_eq!(own.own_psci.unwrap().spin_table, &[0xd8, 0xe0, 0xe8, 0xf0]);
+        assert!(pi.own_psci.is_none(), "TF-A provides PSCI");
+        assert_eq!(pi.gpio.unwrap().activity_led, Some(42));
+    }
+
+    #[test]
+    fn rejects_bad_own_psci_and_pins() {
+        const LOW: Region = Region { name: "low", base: 0, size: 0x1000, kind: MemoryKind::Normal };
+        const PM: OwnPsci = OwnPsci { spin_table: &[0xd8, 0xe0], pm_base: 0x0800_0000 };
+        let mut b = board(&[0, 1], &[LOW, RAM, DEV]);
+        b.own_psci = Some(PM);
+        assert_eq!(b.validate(), Ok(()));
+        b.psci = PsciConduit::Smc;
+        assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "SMC with own provider");
+        b.psci = PsciConduit::Hvc;
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8], ..PM });
+        assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "a slot per CPU");
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0xe4], ..PM });
+        assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "unaligned slot");
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0x4008_0000], ..PM });
+        assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "slot in the image");
+        b.own_psci = Some(OwnPsci { pm_base: 0x2000_0000, ..PM });
+        assert_eq!(b.validate(), Err(BoardError::DeviceUnmapped("PM", 0x2000_0000)));
+        b.own_psci = None;
+        const fn pin(pin: u8) -> PinSetting {
+            PinSetting { pin, function: PinFunction::Alt0, pull: Pull::None }
+        }
+        const PINS: &[PinSetting] = &[pin(14), pin(15)];
+        let pins = PINS;
+        b.gpio = Some(Gpio { base: 0x0800_0000, boot_pins: pins, activity_led: Some(15) });
+        assert_eq!(b.validate(), Err(BoardError::BadPin(15)), "LED on a console pin");
+        b.gpio = Some(Gpio { base: 0x0800_0000, boot_pins: &[], activity_led: Some(58) });
+        assert_eq!(b.validate(), Err(BoardError::BadPin(58)));
+        b.gpio = Some(Gpio { base: 0x0800_0000, boot_pins: pins, activity_led: Some(42) });
+        assert_eq!(b.validate(), Ok(()));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const BOARD: Board = Board {
     uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
     gic: GicLayout::Probe { gicd: 0x0800_0000, gicc_v2: 0x0801_0000, gicr_v3: 0x080a_0000 },
     psci: PsciConduit::FromBootEl,
+    own_psci: None,
+    gpio: None,
     exit: ExitMethod::Semihosting,
     // Above the DTB QEMU places at the start of RAM.
     load_address: 0x4008_0000,

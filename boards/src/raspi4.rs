@@ -1,6 +1,6 @@
 //! Raspberry Pi 4 (BCM2711) in low-peripheral mode, as the Pi firmware starts it with
 //! `arm_64bit=1` and `enable_gic=1` (see ../shared/PLATFORM.md): four Cortex-A72 cores, GIC-400,
-//! the PL011 UART0 on GPIO14/15.
+//! the PL011 UART0 on GPIO14/15, the activity LED on GPIO 42.
 //!
 //! Two variants differ only in where PSCI comes from:
 //! - [`TFA`]: Trusted Firmware-A's BL31 as armstub answers PSCI 1.1 over SMC; it owns
@@ -8,11 +8,14 @@
 //! - [`OWN_PSCI`]: the stock armstub (or QEMU `raspi4b -kernel`) leaves the secondaries on spin
 //!   tables at 0xd8–0xf0 and no PSCI; armstop's own provider at EL2 answers over HVC.
 
-use crate::{Board, ExitMethod, GicLayout, MemoryKind, Pl011, PsciConduit, Region};
+use crate::{
+    Board, ExitMethod, GicLayout, Gpio, MemoryKind, OwnPsci, PinFunction, PinSetting, Pl011,
+    PsciConduit, Pull, Region,
+};
 
 const MEMORY: &[Region] = &[
     // Spin tables (0xd8..0xf8) or TF-A's BL31 and mailboxes (up to 0x7ffff): mapped so the
-    // spin tables can be written; the firmware never places anything here.
+    // spin tables can be read; the firmware never places anything here.
     Region { name: "low", base: 0x0, size: 0x8_0000, kind: MemoryKind::Normal },
     // The ARM's share of the first GiB with the firmware's default GPU split; every Pi 4 has
     // at least this much.
@@ -23,7 +26,22 @@ const MEMORY: &[Region] = &[
     Region { name: "arm-local", base: 0xff80_0000, size: 0x0080_0000, kind: MemoryKind::Device },
 ];
 
-const fn pi4(name: &'static str, psci: PsciConduit) -> Board {
+/// GPIO14/15 to the PL011 (ALT0) with the pulls off: the firmware's default with Bluetooth on
+/// gives them to the mini UART (ALT5), so armstop routes them itself rather than rely on a
+/// device-tree overlay being applied.
+const GPIO: Gpio = Gpio {
+    base: 0xfe20_0000,
+    boot_pins: &[
+        PinSetting { pin: 14, function: PinFunction::Alt0, pull: Pull::None },
+        PinSetting { pin: 15, function: PinFunction::Alt0, pull: Pull::None },
+    ],
+    activity_led: Some(42),
+};
+
+/// BCM2711 power management (watchdog) block.
+pub const PM_BASE: u64 = 0xfe10_0000;
+
+const fn pi4(name: &'static str, psci: PsciConduit, own_psci: Option<OwnPsci>) -> Board {
     Board {
         name,
         // MPIDR 0x8000_0000..3: Aff0 = core, bit 31 (RES1) is not an affinity bit.
@@ -33,6 +51,8 @@ const fn pi4(name: &'static str, psci: PsciConduit) -> Board {
         uart: Pl011 { base: 0xfe20_1000, clock_hz: Some(48_000_000), baud: 115_200 },
         gic: GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 },
         psci,
+        own_psci,
+        gpio: Some(GPIO),
         exit: ExitMethod::PsciSystemOff,
         // Where the firmware loads kernel8.img with `kernel_address=0x80000`, and where TF-A
         // enters its payload.
@@ -41,7 +61,12 @@ const fn pi4(name: &'static str, psci: PsciConduit) -> Board {
 }
 
 /// PSCI from TF-A's BL31 (armstub), over SMC.
-pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc);
+pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc, None);
 
-/// PSCI from armstop's own EL2 provider, over HVC.
-pub const OWN_PSCI: Board = pi4("raspi4-own-psci", PsciConduit::Hvc);
+/// PSCI from armstop's own EL2 provider, over HVC; the secondaries are released from the spin
+/// tables the stock armstub (and QEMU's `-kernel` boot) leaves them polling.
+pub const OWN_PSCI: Board = pi4(
+    "raspi4-own-psci",
+    PsciConduit::Hvc,
+    Some(OwnPsci { spin_table: &[0xd8, 0xe0, 0xe8, 0xf0], pm_base: PM_BASE }),
+);
