@@ -18,28 +18,31 @@ images := images_root / "qemu-virt"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
 
-# Boot the firmware on QEMU virt (GICv2 and GICv3): 4 cores through PSCI CPU_ON, the SGI matrix.
-run machines="virt-gicv2 virt-gicv3": build
+# Boot the firmware: 4 cores through PSCI CPU_ON, the SGI matrix, the stopper, hotplug. On QEMU
+# virt (GICv2 and GICv3) by default; name any machines of `just machines` (`just run raspi4b-tfa`).
+run *machines="virt-gicv2 virt-gicv3": build
     for m in {{machines}}; do \
       echo "### armstop on $m"; \
-      {{runner}} boot --machine "$m" --timeout 120 {{images}}/armstop; \
+      {{runner}} boot --images {{images_root}} --machine "$m" --timeout 300 armstop; \
     done
 
-# Every test: host unit tests, then the on-target suite and harness self-tests on the QEMU matrix.
+# Every test: host unit tests, then the on-target suite and harness self-tests on every machine of
+# the QEMU matrix (virt and raspi4b), each booting its board's images from target/images/<board>.
 test: build
     cargo test --quiet
+    cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}}
     just loom
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
-      --suite {{images}}/suite --suite {{images}}/hotplug \
-      --selftest-fail {{images}}/selftest-fail \
-      --selftest-hang {{images}}/selftest-hang
+      --images {{images_root}} --suite suite --suite hotplug \
+      --selftest-fail selftest-fail --selftest-hang selftest-hang
 
-# The loom models of the stopper and of hotplug; then the same models with a pre-fix behaviour
+# The loom models of the stopper, of hotplug and of the own PSCI provider (its bakery lock and
+# CPU_ON/CPU_OFF races); then the same models with a pre-fix behaviour
 # restored, which must fail (they are marked should_panic under that feature, so "ok" there
 # means "the model caught it"): the stopper's park before Linux's fix, and a CPU marked online
 # before its stopper is enabled.
 loom:
-    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom
+    RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug -p armstop-psci-provider --test loom
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom --features armstop-stopper/pre-fix-park,armstop-hotplug/pre-fix-park
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-hotplug --test loom --features pre-fix-online
 
@@ -61,9 +64,15 @@ build-firmware:
       done; \
     done
 
+# Writes target/sdcard/<variant>/ (the card's files) and target/sdcard/armstop-<variant>.img
+# (MBR + FAT32), each read back and checked first; see README.md, "Raspberry Pi 4".
+# Raspberry Pi 4 SD cards for every variant, or for those named (`just sdcard raspi4-tfa`).
+sdcard *variants: build-firmware
+    cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}} {{variants}}
+
 # Boot an image halted, waiting for GDB on :1234 (e.g. `just gdb virt-gicv3 suite`).
 gdb machine="virt-gicv3" image="armstop": build
-    {{runner}} boot --machine {{machine}} --gdb {{images}}/{{image}}
+    {{runner}} boot --images {{images_root}} --machine {{machine}} --gdb {{image}}
 
 # Formatting and lints: rustfmt everywhere, clippy on the host crates, warnings denied on the firmware.
 check:
@@ -71,9 +80,9 @@ check:
     cargo clippy --all-targets --quiet -- -D warnings
     RUSTFLAGS="-D warnings -C link-arg=-Tarmstop.ld -C force-frame-pointers=yes" just build-firmware
 
-# List the QEMU machines the runner knows.
+# List the QEMU machines the runner knows, with their command lines.
 machines: build
-    {{runner}} machines
+    {{runner}} machines --images {{images_root}}
 
 # Install the toolchain, QEMU and just (idempotent; prints what it installs).
 setup:

@@ -47,7 +47,9 @@ fn regs() -> &'static Pl011Regs {
 }
 
 /// Programs the UART: 8N1, FIFOs on, the board's baud rate. Safe with the MMU off (no locks).
+/// The board's boot pins (the UART's TX/RX, where a GPIO block routes them) are set up first.
 pub fn init() {
+    crate::gpio::route_boot_pins();
     let u = regs();
     let Some(clk) = BOARD.uart.clock_hz else {
         u.cr.set(u.cr.get() | 0x301);

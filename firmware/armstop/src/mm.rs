@@ -98,6 +98,8 @@ unsafe extern "C" {
     static __rodata_end: u8;
     static __image_start: u8;
     static __image_end: u8;
+    static __el2_start: u8;
+    static __el2_end: u8;
 }
 
 fn symbol(s: &'static u8) -> u64 {
@@ -152,6 +154,11 @@ pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
         map.set(rodata.0, rodata.1 - rodata.0, Kind::ReadOnly)
             .map_err(|e| MmError::Map(".rodata", e))?;
     }
+    // The EL2 PSCI provider's pages: EL2 uses them with the MMU off, so EL1 must neither write
+    // them nor hold cached copies of them.
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    let el2 = unsafe { (symbol(&__el2_start), symbol(&__el2_end)) };
+    map.set(el2.0, el2.1 - el2.0, Kind::Unmapped).map_err(|e| MmError::Map(".el2_bss", e))?;
     for cpu in 0..MAX_CPUS {
         for (guard, _) in guard_pages(cpu) {
             map.set(guard as u64, PAGE as u64, Kind::Unmapped)

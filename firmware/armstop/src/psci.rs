@@ -99,6 +99,20 @@ pub fn system_reset() -> Error {
     }
 }
 
+/// Any PSCI call by function id, with `x1..x3` = `args`; returns `x0` as PSCI's signed result.
+/// For tests and diagnostics of calls armstop does not otherwise make (the typed functions
+/// above are for everything else).
+pub fn raw_call(function: u32, args: [u64; 3]) -> i64 {
+    use smccc::Call;
+    let mut a = [0u64; 17];
+    a[..3].copy_from_slice(&args);
+    let r = match conduit() {
+        Conduit::Hvc => Hvc::call64(function, a),
+        Conduit::Smc => Smc::call64(function, a),
+    };
+    r[0] as i64
+}
+
 /// The PSCI specification's name for an error.
 pub fn error_name(e: Error) -> &'static str {
     match e {

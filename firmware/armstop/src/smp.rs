@@ -118,9 +118,18 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
         Ok(v) => log::info!("GIC: {v:?}"),
         Err(e) => crate::fault::fatal(format_args!("GIC: {e}")),
     }
+    // The activity LED (boards with one): its pin is set up before the other CPUs run.
+    crate::led::start();
+    if crate::own_psci::enabled() && boot_el != 2 {
+        crate::fault::fatal(format_args!(
+            "board {} needs armstop's own PSCI provider, which runs at EL2, but the image was \
+             entered at EL{boot_el}",
+            BOARD.name
+        ));
+    }
     let conduit = psci::init(boot_el as u8);
     match psci::version() {
-        Ok(v) => log::info!("PSCI {v} over {conduit:?}"),
+        Ok(v) => log::info!("PSCI {v} over {conduit:?}, from {}", crate::own_psci::describe()),
         Err(e) => crate::fault::fatal(format_args!(
             "PSCI_VERSION over {conduit:?} failed: {} ({e:?})",
             psci::error_name(e)

@@ -47,6 +47,8 @@ impl Platform for Firmware {
     }
 
     fn relax(&self) {
+        // The activity LED shows a running stop request even while every CPU has IRQs masked.
+        crate::led::on_relax();
         core::hint::spin_loop();
     }
 

@@ -29,7 +29,8 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod sync;
+pub use armstop_sync as sync;
+pub use armstop_sync::{array_of, loom_const_fn};
 
 #[cfg(loom)]
 pub mod model;
@@ -384,6 +385,18 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// Whether the calling CPU is inside a stopper callback.
     pub fn in_callback(&self) -> bool {
         self.cpus[self.platform.cpu_id()].in_callback.load(Ordering::Relaxed)
+    }
+
+    /// The CPUs whose stopper is running a work's function right now, as a mask: "a stop
+    /// request is running". Read-only and lock-free (one relaxed load per CPU, never waits), so
+    /// it may be called from interrupt handlers and from [`Platform::relax`]. Each CPU sets its
+    /// bit just before a function runs and clears it just after (the `in_callback` flag); a
+    /// reader on another CPU may see a change late, so this is a snapshot for displays (the
+    /// activity LED) and diagnostics, never a reason to touch a stopper or a work.
+    pub fn running_mask(&self) -> CpuMask {
+        (0..N)
+            .filter(|&c| self.cpus[c].in_callback.load(Ordering::Relaxed))
+            .fold(0, |m, c| m | bit(c))
     }
 
     /// Queues `work` on `cpu` and kicks its stopper: `true` means the function will run.

@@ -1,21 +1,62 @@
-//! The host side of armstop's test harness: which QEMU machines exist and how to start them,
-//! how to read the firmware's test protocol off the console, what the harness self-tests must
-//! show, and JUnit output.
+//! The host side of armstop's test harness: which QEMU machines exist, which board's images
+//! each boots and how it loads them, how to start them, how to read the firmware's test
+//! protocol and exit status off the console, what the harness self-tests must show, and JUnit
+//! output.
 //!
 //! Invariant: an image counts as passed only if its transcript is complete and consistent
-//! (`begin`, one result per started test, an `end` whose counts match) *and* QEMU's exit status
-//! agrees; anything else is a failure with a message saying what was wrong.
+//! (`begin`, one result per started test, an `end` whose counts match) *and* the image's exit
+//! status agrees. Where that status comes from is the board's [`ExitMethod`]: QEMU's exit code
+//! (semihosting, `virt`), or the `armstop: exit status N` console line printed before PSCI
+//! SYSTEM_OFF (the Pi, where QEMU always exits 0). Anything else is a failure with a message
+//! saying what was wrong.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// How the image reaches the machine.
+use armstop_boards::{Board, ExitMethod, PsciConduit};
+
+/// Boot firmware loaded next to the image: the Pi 4's armstub, TF-A's BL31.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    /// `-kernel ELF` (QEMU enters at the ELF entry).
-    Elf,
-    /// `-device loader,file=IMAGE,addr=ADDR` (a raw image at a fixed address).
-    Loader(u64),
+pub struct Firmware {
+    /// What it is, for messages.
+    pub what: &'static str,
+    /// File names in the firmware directory, most wanted first.
+    pub files: &'static [&'static str],
+    /// What using a later file instead of the first one means, said when that happens.
+    pub fallback: &'static str,
+    /// Load address (the CPUs start there).
+    pub addr: u64,
+}
+
+/// TF-A's BL31 for the Pi 4 (Debian's `rpi4/bl31.bin`), which `scripts/setup.sh` unpacks into
+/// `target/pi-firmware/` together with `bl31-qemu.bin`, the same build patched for emulation.
+pub const TFA_BL31: Firmware = Firmware {
+    what: "TF-A BL31 for the Pi 4",
+    files: &["bl31-qemu.bin", "bl31.bin"],
+    fallback: "this BL31 is not patched for emulation: QEMU ignores its RMR_EL3 warm-reset \
+               request, so a core turned off with PSCI CPU_OFF never comes back and tests that \
+               turn a core on again fail",
+    addr: 0,
+};
+
+/// How the image (and any boot firmware) reaches the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// `-kernel <board images>/<image>`: the ELF, entered at its entry point.
+    KernelElf,
+    /// `-kernel <board images>/<image>.bin`: the raw image, which the machine places at the
+    /// board's load address (`raspi4b`: 0x80000, entered at EL2, secondaries on spin tables).
+    KernelRaw,
+    /// No `-kernel`: the firmware and the raw image each through `-device loader`, the image at
+    /// the board's load address; every CPU starts in the firmware, which enters the image.
+    Firmware(Firmware),
+}
+
+impl Load {
+    /// Whether the image is the raw binary (`<image>.bin`) rather than the ELF.
+    pub const fn raw(&self) -> bool {
+        !matches!(self, Self::KernelElf)
+    }
 }
 
 /// A QEMU machine of the test matrix.
@@ -25,14 +66,54 @@ pub struct Machine {
     pub name: &'static str,
     /// What it emulates.
     pub description: &'static str,
+    /// The board ([`armstop_boards::Board::name`]) whose images it boots: its PSCI conduit,
+    /// load address and exit method come from there.
+    pub board: &'static str,
     /// `-M` argument.
     pub qemu_machine: &'static str,
+    /// `-cpu`, where the machine has a choice (`raspi4b` has not).
+    pub cpu: Option<&'static str>,
+    /// `-smp`, where the machine has a choice.
+    pub smp: Option<u8>,
+    /// `-m` (`raspi4b` accepts exactly 2G).
+    pub memory: &'static str,
     /// EL the firmware is entered at.
     pub boot_el: u8,
-    /// PSCI conduit the firmware should pick.
-    pub conduit: &'static str,
-    /// How the image is passed.
-    pub kernel: Kernel,
+    /// How the image is loaded.
+    pub load: Load,
+}
+
+impl Machine {
+    /// The board whose images this machine boots. Every name in [`MACHINES`] is one of
+    /// [`armstop_boards::ALL`] (checked by this crate's tests).
+    pub fn board(&self) -> &'static Board {
+        armstop_boards::by_name(self.board)
+            .unwrap_or_else(|| panic!("machine {}: unknown board {:?}", self.name, self.board))
+            .1
+    }
+
+    /// How the image ends and reports its status: the board's.
+    pub fn exit(&self) -> ExitMethod {
+        self.board().exit
+    }
+
+    /// The PSCI conduit the firmware picks here: the board's, or from the boot EL.
+    pub fn conduit(&self) -> &'static str {
+        match (self.board().psci, self.boot_el) {
+            (PsciConduit::Hvc, _) | (PsciConduit::FromBootEl, 1) => "HVC",
+            (PsciConduit::Smc, _) | (PsciConduit::FromBootEl, _) => "SMC",
+        }
+    }
+
+    /// One line on how the image's status reaches the runner.
+    pub fn status_source(&self) -> &'static str {
+        match self.exit() {
+            ExitMethod::Semihosting => "status = QEMU's exit code (semihosting)",
+            ExitMethod::PsciSystemOff => {
+                "status = `armstop: exit status N` on the console (PSCI SYSTEM_OFF, QEMU exits 0)"
+            }
+        }
+    }
 }
 
 /// Every machine the runner knows.
@@ -40,34 +121,69 @@ pub const MACHINES: &[Machine] = &[
     Machine {
         name: "virt-gicv2",
         description: "QEMU virt, GICv2, entered at EL1",
+        board: "qemu-virt",
         qemu_machine: "virt,gic-version=2",
+        cpu: Some("cortex-a72"),
+        smp: Some(4),
+        memory: "1G",
         boot_el: 1,
-        conduit: "HVC",
-        kernel: Kernel::Elf,
+        load: Load::KernelElf,
     },
     Machine {
         name: "virt-gicv3",
         description: "QEMU virt, GICv3, entered at EL1",
+        board: "qemu-virt",
         qemu_machine: "virt,gic-version=3",
+        cpu: Some("cortex-a72"),
+        smp: Some(4),
+        memory: "1G",
         boot_el: 1,
-        conduit: "HVC",
-        kernel: Kernel::Elf,
+        load: Load::KernelElf,
     },
     Machine {
         name: "virt-el2-gicv2",
         description: "QEMU virt with virtualization=on, GICv2, entered at EL2",
+        board: "qemu-virt",
         qemu_machine: "virt,virtualization=on,gic-version=2",
+        cpu: Some("cortex-a72"),
+        smp: Some(4),
+        memory: "1G",
         boot_el: 2,
-        conduit: "SMC",
-        kernel: Kernel::Elf,
+        load: Load::KernelElf,
     },
     Machine {
         name: "virt-el2-gicv3",
         description: "QEMU virt with virtualization=on, GICv3, entered at EL2",
+        board: "qemu-virt",
         qemu_machine: "virt,virtualization=on,gic-version=3",
+        cpu: Some("cortex-a72"),
+        smp: Some(4),
+        memory: "1G",
         boot_el: 2,
-        conduit: "SMC",
-        kernel: Kernel::Elf,
+        load: Load::KernelElf,
+    },
+    Machine {
+        name: "raspi4b-tfa",
+        description: "QEMU raspi4b (4x A72, GIC-400, 2 GiB), TF-A BL31 as armstub, entered at EL2",
+        board: "raspi4-tfa",
+        qemu_machine: "raspi4b",
+        cpu: None,
+        smp: None,
+        memory: "2G",
+        boot_el: 2,
+        load: Load::Firmware(TFA_BL31),
+    },
+    Machine {
+        name: "raspi4b-own-psci",
+        description: "QEMU raspi4b (4x A72, GIC-400, 2 GiB), raw image at 0x80000, secondaries \
+                      on spin tables, armstop's own EL2 PSCI provider",
+        board: "raspi4-own-psci",
+        qemu_machine: "raspi4b",
+        cpu: None,
+        smp: None,
+        memory: "2G",
+        boot_el: 2,
+        load: Load::KernelRaw,
     },
 ];
 
@@ -79,35 +195,170 @@ pub fn machine(name: &str) -> Result<&'static Machine, String> {
     })
 }
 
-/// QEMU's arguments to boot `image` on `m`, logging guest errors to `log` if given.
-pub fn qemu_args(m: &Machine, image: &Path, log: Option<&Path>) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "-M",
-        m.qemu_machine,
-        "-cpu",
-        "cortex-a72",
-        "-smp",
-        "4",
-        "-m",
-        "1G",
-        "-nic",
-        "none",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-semihosting",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match m.kernel {
-        Kernel::Elf => a.extend(["-kernel".into(), image.display().to_string()]),
-        Kernel::Loader(addr) => {
-            a.extend(["-device".into(), format!("loader,file={},addr={addr:#x}", image.display())])
+/// Which image to boot.
+#[derive(Clone, Copy, Debug)]
+pub enum ImageRef<'a> {
+    /// An image name (`suite`), found as `<root>/<machine's board>/<name>` (ELF) or
+    /// `<name>.bin` (raw), whichever the machine loads.
+    Named {
+        /// The image root (`target/images`).
+        root: &'a Path,
+        /// The image name.
+        name: &'a str,
+    },
+    /// A file given by path: used as it is for an ELF; for a raw load, `<path>.bin` next to
+    /// it unless the path already ends in `.bin`.
+    Path(&'a Path),
+}
+
+fn with_bin(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".bin");
+    s.into()
+}
+
+impl ImageRef<'_> {
+    /// The file `m` boots.
+    pub fn path(&self, m: &Machine) -> PathBuf {
+        match *self {
+            Self::Named { root, name } => {
+                let elf = root.join(m.board).join(name);
+                if m.load.raw() { with_bin(&elf) } else { elf }
+            }
+            Self::Path(p) if m.load.raw() && p.extension().is_none_or(|e| e != "bin") => {
+                with_bin(p)
+            }
+            Self::Path(p) => p.to_path_buf(),
+        }
+    }
+
+    /// The ELF with the symbols of what `m` boots (for GDB).
+    pub fn elf(&self, m: &Machine) -> PathBuf {
+        match *self {
+            Self::Named { root, name } => root.join(m.board).join(name),
+            Self::Path(p) if p.extension().is_some_and(|e| e == "bin") => p.with_extension(""),
+            Self::Path(p) => p.to_path_buf(),
+        }
+    }
+
+    /// The name results are filed under.
+    pub fn name(&self) -> String {
+        match *self {
+            Self::Named { name, .. } => name.to_string(),
+            Self::Path(p) => p.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The files one boot of one image on one machine needs, checked to exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootFiles {
+    /// The image as the machine loads it (ELF or raw).
+    pub image: PathBuf,
+    /// Boot firmware (`-device loader`), where the machine has some.
+    pub firmware: Option<PathBuf>,
+    /// Things the user should know (a fallback firmware, and what that costs).
+    pub notes: Vec<String>,
+}
+
+/// Finds `fw` in `dir`: its first file that exists, with a note if that is not the preferred
+/// one; an error naming the set-up script if none does.
+pub fn find_firmware(fw: &Firmware, dir: &Path) -> Result<(PathBuf, Option<String>), String> {
+    for (i, f) in fw.files.iter().enumerate() {
+        let p = dir.join(f);
+        if p.is_file() {
+            let note = (i > 0).then(|| {
+                format!(
+                    "using {}: {} is missing; {}",
+                    p.display(),
+                    dir.join(fw.files[0]).display(),
+                    fw.fallback
+                )
+            });
+            return Ok((p, note));
+        }
+    }
+    Err(format!(
+        "no {} in {} (looked for {}): run `./bootstrap.sh setup` (or `bash scripts/setup.sh`), \
+         which unpacks the Raspberry Pi boot files into target/pi-firmware/",
+        fw.what,
+        dir.display(),
+        fw.files.join(", ")
+    ))
+}
+
+/// Resolves and checks what booting `image` on `m` needs; `firmware_dir` holds boot firmware
+/// (`target/pi-firmware`).
+pub fn boot_files(m: &Machine, image: ImageRef, firmware_dir: &Path) -> Result<BootFiles, String> {
+    let path = image.path(m);
+    if !path.is_file() {
+        return Err(match image {
+            ImageRef::Named { name, .. } => format!(
+                "no {name:?} image for board {} (machine {}): {} does not exist; run `just build`, \
+                 which builds every board's images into <root>/<board>/",
+                m.board,
+                m.name,
+                path.display()
+            ),
+            ImageRef::Path(_) => format!(
+                "no such image: {} (machine {} boots the {} image)",
+                path.display(),
+                m.name,
+                if m.load.raw() { "raw `.bin`" } else { "ELF" }
+            ),
+        });
+    }
+    let mut files = BootFiles { image: path, firmware: None, notes: vec![] };
+    if let Load::Firmware(fw) = &m.load {
+        let (p, note) = find_firmware(fw, firmware_dir)?;
+        files.firmware = Some(p);
+        files.notes.extend(note);
+    }
+    Ok(files)
+}
+
+/// `-device loader,file=...` wants a comma in a file name doubled.
+fn loader(file: &Path, addr: u64) -> String {
+    format!("loader,file={},addr={addr:#x}", file.display().to_string().replace(',', ",,"))
+}
+
+/// QEMU's arguments to boot `files` on `m`, logging guest errors to `log` if given.
+pub fn qemu_args(m: &Machine, files: &BootFiles, log: Option<&Path>) -> Vec<String> {
+    let mut a: Vec<String> = vec!["-M".into(), m.qemu_machine.into()];
+    if let Some(cpu) = m.cpu {
+        a.extend(["-cpu".into(), cpu.into()]);
+    }
+    if let Some(n) = m.smp {
+        a.extend(["-smp".into(), n.to_string()]);
+    }
+    a.extend(
+        [
+            "-m",
+            m.memory,
+            "-nic",
+            "none",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ]
+        .map(String::from),
+    );
+    // Only where the image exits through semihosting: elsewhere `hlt` must trap, as on hardware.
+    if m.exit() == ExitMethod::Semihosting {
+        a.push("-semihosting".into());
+    }
+    match m.load {
+        Load::KernelElf | Load::KernelRaw => {
+            a.extend(["-kernel".into(), files.image.display().to_string()])
+        }
+        Load::Firmware(fw) => {
+            let firmware = files.firmware.as_deref().unwrap_or(Path::new(fw.files[0]));
+            a.extend(["-device".into(), loader(firmware, fw.addr)]);
+            a.extend(["-device".into(), loader(&files.image, m.board().load_address)]);
         }
     }
     if let Some(log) = log {
@@ -154,6 +405,10 @@ pub struct ImageReport {
     pub end: Option<(usize, usize, usize)>,
     /// Figures tests reported (`armstop-test: figure <text>`), with the test that was running.
     pub figures: Vec<(String, String)>,
+    /// The image's exit status, read where the machine reports it (QEMU's exit code, or the
+    /// console's `armstop: exit status N`); `None` if it reported none (timed out, killed, or
+    /// no status line).
+    pub status: Option<i32>,
 }
 
 impl ImageReport {
@@ -173,13 +428,41 @@ pub enum Exit {
     TimedOut(u64),
 }
 
+/// What an image whose board exits by [`ExitMethod::PsciSystemOff`] prints, followed by its
+/// status, before it powers off (`firmware/armstop/src/power.rs`).
+pub const STATUS_LINE: &str = "armstop: exit status ";
+
+/// The status a console transcript reports (`armstop: exit status N`), if any. The line may
+/// follow a partial line another core left unfinished (the firmware prints it even when it
+/// cannot get the console lock), but the status must end the line. Two different statuses, or
+/// one that is not a number from 0 to 255, are an error.
+pub fn console_status(lines: &[String]) -> Result<Option<i32>, String> {
+    let mut found: Option<i32> = None;
+    for raw in lines {
+        let line = raw.trim_end_matches(['\r', '\n']);
+        let Some(at) = line.find(STATUS_LINE) else { continue };
+        let text = line[at + STATUS_LINE.len()..].trim_end();
+        let status: i32 = match text.parse::<u8>() {
+            Ok(s) => s.into(),
+            Err(_) => return Err(format!("malformed status line: {line:?}")),
+        };
+        match found {
+            Some(f) if f != status => {
+                return Err(format!("the image reported two exit statuses: {f}, then {status}"));
+            }
+            _ => found = Some(status),
+        }
+    }
+    Ok(found)
+}
+
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// Reads the firmware's test protocol out of a console transcript and checks it against how
-/// QEMU ended.
-pub fn parse_transcript(lines: &[String], exit: Exit) -> ImageReport {
+/// Reads the firmware's test protocol out of a console transcript and checks it against the
+/// image's exit status, which `method` says where to find: QEMU's `exit`, or the console.
+pub fn parse_transcript(lines: &[String], exit: Exit, method: ExitMethod) -> ImageReport {
     let mut r = ImageReport::default();
     let mut running: Option<String> = None;
     for raw in lines {
@@ -229,8 +512,41 @@ pub fn parse_transcript(lines: &[String], exit: Exit) -> ImageReport {
         count(|s| matches!(s, Status::Failed(_))),
         count(|s| matches!(s, Status::Ignored(_))),
     );
+    // Where the image's status comes from; a console status counts only if QEMU then exited
+    // (timed out or killed, it says how far the image got, no more).
+    let (reported, said) = match method {
+        ExitMethod::Semihosting => (Ok(None), "QEMU exited"),
+        ExitMethod::PsciSystemOff => (console_status(lines), "the image reported exit status"),
+    };
+    let status = match (method, &reported, exit) {
+        (ExitMethod::Semihosting, _, Exit::Code(c)) => c,
+        (ExitMethod::PsciSystemOff, Ok(s), Exit::Code(Some(_))) => *s,
+        _ => None,
+    };
+    if let Err(e) = &reported {
+        r.problems.push(e.clone());
+    }
+    if method == ExitMethod::PsciSystemOff {
+        match exit {
+            Exit::Code(Some(0)) if reported == Ok(None) => r.problems.push(format!(
+                "no `{STATUS_LINE}N` line: on this machine the image prints its status on the \
+                 console before PSCI SYSTEM_OFF, and QEMU always exits 0"
+            )),
+            Exit::Code(Some(c)) if c != 0 => r.problems.push(format!(
+                "QEMU exited {c}; on this machine it should exit 0 (the image reports its status \
+                 on the console and powers off with PSCI SYSTEM_OFF)"
+            )),
+            _ => {}
+        }
+    }
+    r.status = status;
     match (r.end, exit) {
-        (_, Exit::TimedOut(s)) => r.problems.push(format!("timed out after {s} s")),
+        (_, Exit::TimedOut(s)) => match reported {
+            Ok(Some(c)) => r.problems.push(format!(
+                "timed out after {s} s, after `{STATUS_LINE}{c}` (PSCI SYSTEM_OFF did not end QEMU)"
+            )),
+            _ => r.problems.push(format!("timed out after {s} s")),
+        },
         (None, _) => r.problems.push("no `armstop-test: end` line".into()),
         (Some(end), _) if end != seen => r.problems.push(format!(
             "end line says passed={} failed={} ignored={}, but the test lines say {}/{}/{}",
@@ -238,15 +554,15 @@ pub fn parse_transcript(lines: &[String], exit: Exit) -> ImageReport {
         )),
         _ => {}
     }
-    match exit {
-        Exit::Code(Some(0)) if seen.1 > 0 => {
-            r.problems.push("QEMU exited 0 although tests failed".into())
+    match status {
+        Some(0) if seen.1 > 0 => r.problems.push(format!("{said} 0 although tests failed")),
+        Some(c) if c != 0 && seen.1 == 0 && r.end.is_some() => {
+            r.problems.push(format!("{said} {c} although every test passed"))
         }
-        Exit::Code(Some(c)) if c != 0 && seen.1 == 0 && r.end.is_some() => {
-            r.problems.push(format!("QEMU exited {c} although every test passed"))
-        }
-        Exit::Code(None) => r.problems.push("QEMU was killed by a signal".into()),
         _ => {}
+    }
+    if exit == Exit::Code(None) {
+        r.problems.push("QEMU was killed by a signal".into());
     }
     r
 }
@@ -276,7 +592,8 @@ pub const SELFTEST_FAIL: &[Expectation] = &[
 pub const SELFTEST_HANG: &str = "selftest::hangs";
 
 /// Checks a `selftest-fail` run: one `(check name, problem or None)` per expectation, plus one
-/// for the image as a whole (it must fail, with `end passed=1 failed=5`, and a non-zero exit).
+/// for the image as a whole (it must fail, with `end passed=1 failed=5`, and a non-zero exit
+/// status wherever the machine reports it: see [`ImageReport::status`]).
 pub fn check_selftest_fail(r: &ImageReport, exit: Exit) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     for e in SELFTEST_FAIL {
@@ -296,8 +613,11 @@ pub fn check_selftest_fail(r: &ImageReport, exit: Exit) -> Vec<(String, Option<S
     let want_end = (1, SELFTEST_FAIL.len() - 1, 0);
     let whole = if r.end != Some(want_end) {
         Some(format!("end line {:?}, expected {want_end:?}", r.end))
-    } else if !matches!(exit, Exit::Code(Some(c)) if c != 0) {
-        Some(format!("QEMU ended {exit:?}; a failing image must exit non-zero"))
+    } else if !matches!(r.status, Some(c) if c != 0) {
+        Some(format!(
+            "QEMU ended {exit:?}, image exit status {:?}; a failing image must exit non-zero",
+            r.status
+        ))
     } else if r.passed() {
         Some("the runner judged the failing image a pass".into())
     } else {
@@ -384,6 +704,9 @@ pub fn junit_xml(suites: &[JunitSuite]) -> String {
 mod tests {
     use super::*;
 
+    const SEMI: ExitMethod = ExitMethod::Semihosting;
+    const CONSOLE: ExitMethod = ExitMethod::PsciSystemOff;
+
     fn lines(s: &str) -> Vec<String> {
         s.lines().map(|l| format!("{l}\r")).collect()
     }
@@ -402,7 +725,7 @@ armstop-test: end passed=1 failed=1 ignored=1";
 
     #[test]
     fn reads_results_through_noise_and_crlf() {
-        let r = parse_transcript(&lines(GOOD), Exit::Code(Some(1)));
+        let r = parse_transcript(&lines(GOOD), Exit::Code(Some(1)), SEMI);
         assert_eq!(r.suite.as_deref(), Some("suite"));
         assert_eq!(r.tests.len(), 3);
         assert_eq!(r.tests[0], TestResult { name: "a::one".into(), status: Status::Ok });
@@ -415,7 +738,7 @@ armstop-test: end passed=1 failed=1 ignored=1";
     #[test]
     fn a_clean_run_passes() {
         let t = "armstop-test: begin suite=s board=b cpus=4 tests=1\narmstop-test: start m::t\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0";
-        let r = parse_transcript(&lines(t), Exit::Code(Some(0)));
+        let r = parse_transcript(&lines(t), Exit::Code(Some(0)), SEMI);
         assert!(r.passed(), "{:?}", r.problems);
     }
 
@@ -460,7 +783,7 @@ armstop-test: end passed=1 failed=1 ignored=1";
             ),
         ];
         for (t, exit, want) in cases {
-            let r = parse_transcript(&lines(t), *exit);
+            let r = parse_transcript(&lines(t), *exit, SEMI);
             assert!(!r.passed(), "{t:?} passed");
             assert!(
                 r.problems.iter().any(|p| p.contains(want)),
@@ -473,7 +796,7 @@ armstop-test: end passed=1 failed=1 ignored=1";
     #[test]
     fn a_hang_names_the_running_test() {
         let t = "armstop-test: begin suite=s\narmstop-test: start m::ok\ntest m::ok ... ok (1 us)\narmstop-test: start m::hang";
-        let r = parse_transcript(&lines(t), Exit::TimedOut(7));
+        let r = parse_transcript(&lines(t), Exit::TimedOut(7), SEMI);
         assert_eq!(
             r.tests[1],
             TestResult {
@@ -505,7 +828,7 @@ armstop-test: end passed={} failed={} ignored=0",
     #[test]
     fn selftest_expectations_hold_for_a_conforming_run() {
         let t = selftest_transcript("FAILED: cpu1: panicked at a.rs:3:1: y");
-        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)));
+        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)), SEMI);
         for (name, problem) in check_selftest_fail(&r, Exit::Code(Some(1))) {
             assert_eq!(problem, None, "{name}");
         }
@@ -514,18 +837,19 @@ armstop-test: end passed={} failed={} ignored=0",
     #[test]
     fn selftest_catches_a_missed_failure() {
         let t = selftest_transcript("ok (3 us)");
-        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)));
+        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)), SEMI);
         let checks = check_selftest_fail(&r, Exit::Code(Some(1)));
         let bad: Vec<_> = checks.iter().filter(|c| c.1.is_some()).map(|c| c.0.as_str()).collect();
         assert_eq!(bad, ["selftest::panics_on_secondary", "image_fails"]);
         let t = selftest_transcript("FAILED: cpu2: panicked at a.rs:3:1: y");
-        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)));
+        let r = parse_transcript(&lines(&t), Exit::Code(Some(1)), SEMI);
         assert!(
             check_selftest_fail(&r, Exit::Code(Some(1)))[3].1.as_ref().unwrap().contains("cpu1")
         );
         let r = parse_transcript(
             &lines(&selftest_transcript("FAILED: cpu1: panicked at")),
             Exit::Code(Some(0)),
+            SEMI,
         );
         assert!(
             check_selftest_fail(&r, Exit::Code(Some(0))).last().unwrap().1.is_some(),
@@ -556,18 +880,375 @@ armstop-test: end passed={} failed={} ignored=0",
     fn machines_are_known_by_name_with_helpful_errors() {
         assert_eq!(machine("virt-gicv3").unwrap().boot_el, 1);
         let e = machine("virt-gicv9").unwrap_err();
-        assert!(e.contains("virt-gicv2") && e.contains("virt-el2-gicv3"), "{e}");
-        let a = qemu_args(machine("virt-el2-gicv2").unwrap(), Path::new("/i"), None);
-        assert!(a.windows(2).any(|w| w == ["-M", "virt,virtualization=on,gic-version=2"]));
-        assert!(a.windows(2).any(|w| w == ["-kernel", "/i"]));
-        assert!(a.contains(&"-semihosting".to_string()));
+        assert!(e.contains("virt-gicv2") && e.contains("raspi4b-own-psci"), "{e}");
+    }
+
+    /// Files for `qemu_args` without touching the file system.
+    fn files(image: &str, firmware: Option<&str>) -> BootFiles {
+        BootFiles { image: image.into(), firmware: firmware.map(PathBuf::from), notes: vec![] }
+    }
+
+    fn has(a: &[String], pair: [&str; 2]) -> bool {
+        a.windows(2).any(|w| w == pair)
+    }
+
+    #[test]
+    fn machine_table_invariants() {
+        let names: Vec<_> = MACHINES.iter().map(|m| m.name).collect();
+        assert_eq!(
+            names,
+            [
+                "virt-gicv2",
+                "virt-gicv3",
+                "virt-el2-gicv2",
+                "virt-el2-gicv3",
+                "raspi4b-tfa",
+                "raspi4b-own-psci"
+            ]
+        );
+        for (i, m) in MACHINES.iter().enumerate() {
+            assert!(!names[..i].contains(&m.name), "{} twice", m.name);
+            let board = armstop_boards::by_name(m.board)
+                .unwrap_or_else(|| {
+                    panic!("{}: board {:?} not in armstop_boards::ALL", m.name, m.board)
+                })
+                .1;
+            assert_eq!(m.board().name, m.board);
+            assert_eq!(m.exit(), board.exit, "{}: exit handling is the board's", m.name);
+            assert!(matches!(m.boot_el, 1 | 2), "{}", m.name);
+            let a = qemu_args(m, &files("/img", Some("/fw")), None);
+            // The status comes from QEMU's exit code exactly where semihosting is on; a board
+            // that prints its status must never get `-semihosting` (its `hlt` must trap).
+            assert_eq!(
+                a.contains(&"-semihosting".into()),
+                board.exit == ExitMethod::Semihosting,
+                "{}: {a:?}",
+                m.name
+            );
+            match board.psci {
+                PsciConduit::Hvc => assert_eq!(m.conduit(), "HVC", "{}", m.name),
+                PsciConduit::Smc => assert_eq!(m.conduit(), "SMC", "{}", m.name),
+                PsciConduit::FromBootEl => {
+                    assert_eq!(m.conduit(), ["HVC", "SMC"][usize::from(m.boot_el) - 1])
+                }
+            }
+            // A raw image only works where it is placed at the board's load address: the Pi's
+            // 0x80000 (`raspi4b -kernel` and TF-A both enter there).
+            if m.load.raw() {
+                assert_eq!(board.load_address, 0x8_0000, "{}", m.name);
+                assert_eq!(m.qemu_machine, "raspi4b", "{}", m.name);
+            }
+            if m.qemu_machine == "raspi4b" {
+                assert_eq!(
+                    (m.memory, m.cpu, m.smp),
+                    ("2G", None, None),
+                    "{}: fixed machine",
+                    m.name
+                );
+                assert_eq!(m.boot_el, 2, "{}", m.name);
+            } else {
+                assert_eq!((m.cpu, m.smp), (Some("cortex-a72"), Some(4)), "{}", m.name);
+            }
+        }
+        for b in armstop_boards::ALL {
+            assert!(MACHINES.iter().any(|m| m.board == b.name), "no machine boots {}", b.name);
+        }
+        assert_eq!(machine("raspi4b-tfa").unwrap().exit(), ExitMethod::PsciSystemOff);
+        assert_eq!(machine("virt-el2-gicv3").unwrap().exit(), ExitMethod::Semihosting);
+    }
+
+    #[test]
+    fn qemu_args_for_each_kind_of_machine() {
+        let virt = qemu_args(machine("virt-el2-gicv2").unwrap(), &files("/i/suite", None), None);
+        assert!(has(&virt, ["-M", "virt,virtualization=on,gic-version=2"]));
+        assert!(has(&virt, ["-cpu", "cortex-a72"]) && has(&virt, ["-smp", "4"]));
+        assert!(has(&virt, ["-kernel", "/i/suite"]) && has(&virt, ["-m", "1G"]));
+        assert!(!virt.iter().any(|a| a == "-device"));
+
+        let tfa = machine("raspi4b-tfa").unwrap();
+        let a = qemu_args(
+            tfa,
+            &files("/i/suite.bin", Some("/fw/bl31-qemu.bin")),
+            Some(Path::new("/l")),
+        );
+        assert!(has(&a, ["-M", "raspi4b"]) && has(&a, ["-m", "2G"]));
+        for absent in ["-kernel", "-cpu", "-smp", "-semihosting", "-bios"] {
+            assert!(!a.iter().any(|x| x == absent), "{absent} in {a:?}");
+        }
+        let devices: Vec<_> =
+            a.windows(2).filter(|w| w[0] == "-device").map(|w| w[1].as_str()).collect();
+        assert_eq!(
+            devices,
+            ["loader,file=/fw/bl31-qemu.bin,addr=0x0", "loader,file=/i/suite.bin,addr=0x80000"]
+        );
+        assert!(
+            has(&a, ["-D", "/l"])
+                && has(&a, ["-serial", "stdio"])
+                && a.contains(&"-no-reboot".into())
+        );
+        // QEMU's option parser takes a doubled comma as a comma in a file name.
+        let a = qemu_args(tfa, &files("/a,b/suite.bin", Some("/fw/bl31.bin")), None);
+        assert!(a.contains(&"loader,file=/a,,b/suite.bin,addr=0x80000".into()), "{a:?}");
+
+        let own =
+            qemu_args(machine("raspi4b-own-psci").unwrap(), &files("/i/suite.bin", None), None);
+        assert!(has(&own, ["-M", "raspi4b"]) && has(&own, ["-kernel", "/i/suite.bin"]));
+        for absent in ["-device", "-cpu", "-smp", "-semihosting"] {
+            assert!(!own.iter().any(|x| x == absent), "{absent} in {own:?}");
+        }
+    }
+
+    /// A scratch directory of its own for one test, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Self {
+            let d =
+                std::env::temp_dir().join(format!("armstop-runner-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Self(d)
+        }
+
+        fn touch(&self, rel: &str) -> PathBuf {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+            p
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn images_resolve_under_each_machines_board() {
+        let s = Scratch::new("images");
+        let root = s.0.join("images");
+        let fw = s.0.join("pi-firmware");
+        s.touch("images/qemu-virt/suite");
+        s.touch("images/qemu-virt/suite.bin");
+        s.touch("images/raspi4-tfa/suite");
+        s.touch("images/raspi4-tfa/suite.bin");
+        s.touch("images/raspi4-own-psci/suite");
+        s.touch("pi-firmware/bl31-qemu.bin");
+        s.touch("pi-firmware/bl31.bin");
+        let suite = ImageRef::Named { root: &root, name: "suite" };
+
+        let virt = boot_files(machine("virt-gicv2").unwrap(), suite, &fw).unwrap();
+        assert_eq!(
+            virt,
+            BootFiles { image: root.join("qemu-virt/suite"), firmware: None, notes: vec![] }
+        );
+        let tfa = boot_files(machine("raspi4b-tfa").unwrap(), suite, &fw).unwrap();
+        assert_eq!(tfa.image, root.join("raspi4-tfa/suite.bin"));
+        assert_eq!(tfa.firmware, Some(fw.join("bl31-qemu.bin")));
+        assert!(tfa.notes.is_empty(), "{:?}", tfa.notes);
+
+        // Only the ELF was built for raspi4-own-psci: the raw image it loads is missing.
+        let own = machine("raspi4b-own-psci").unwrap();
+        let e = boot_files(own, suite, &fw).unwrap_err();
+        for w in
+            ["\"suite\"", "board raspi4-own-psci", "raspi4b-own-psci", "suite.bin", "just build"]
+        {
+            assert!(e.contains(w), "{e:?} lacks {w}");
+        }
+        let e = boot_files(
+            machine("virt-gicv3").unwrap(),
+            ImageRef::Named { root: &root, name: "hotplug" },
+            &fw,
+        )
+        .unwrap_err();
+        assert!(e.contains("board qemu-virt") && e.contains("just build"), "{e}");
+
+        // A path: the ELF as given; for a raw load, `.bin` next to it.
+        let elf = root.join("raspi4-tfa/suite");
+        let bin = root.join("raspi4-tfa/suite.bin");
+        let m = machine("raspi4b-tfa").unwrap();
+        assert_eq!(boot_files(m, ImageRef::Path(&elf), &fw).unwrap().image, bin);
+        assert_eq!(boot_files(m, ImageRef::Path(&bin), &fw).unwrap().image, bin);
+        assert_eq!(ImageRef::Path(&bin).elf(m), elf);
+        assert_eq!(suite.elf(m), elf, "GDB gets the ELF's symbols");
+        assert_eq!(ImageRef::Path(&elf).path(machine("virt-gicv3").unwrap()), elf);
+        let e =
+            boot_files(own, ImageRef::Path(&root.join("raspi4-own-psci/suite")), &fw).unwrap_err();
+        assert!(e.contains("no such image") && e.contains("suite.bin"), "{e}");
+    }
+
+    #[test]
+    fn tfa_falls_back_to_the_unpatched_bl31_and_says_so() {
+        let s = Scratch::new("firmware");
+        let m = machine("raspi4b-tfa").unwrap();
+        let image = s.touch("images/raspi4-tfa/suite.bin");
+        let e = boot_files(m, ImageRef::Path(&image), &s.0).unwrap_err();
+        for w in ["bl31-qemu.bin", "bl31.bin", "./bootstrap.sh", "scripts/setup.sh"] {
+            assert!(e.contains(w), "{e:?} lacks {w}");
+        }
+        let bl31 = s.touch("bl31.bin");
+        let f = boot_files(m, ImageRef::Path(&image), &s.0).unwrap();
+        assert_eq!(f.firmware.as_deref(), Some(bl31.as_path()));
+        assert_eq!(f.notes.len(), 1);
+        assert!(
+            f.notes[0].contains("bl31-qemu.bin is missing") && f.notes[0].contains("CPU_OFF"),
+            "{:?}",
+            f.notes
+        );
+        let a = qemu_args(m, &f, None);
+        assert!(a.contains(&format!("loader,file={},addr=0x0", bl31.display())), "{a:?}");
+        s.touch("bl31-qemu.bin");
+        let f = boot_files(m, ImageRef::Path(&image), &s.0).unwrap();
+        assert!(f.firmware.unwrap().ends_with("bl31-qemu.bin") && f.notes.is_empty());
+    }
+
+    /// TF-A's own console lines, as BL31 prints them before entering armstop.
+    const TFA_BANNER: &str = "WARNING: Stub magic failure, using default kernel address 0x80000
+WARNING: Stub magic failure, DTB address unknown
+NOTICE:  BL31: v2.8(debug):
+NOTICE:  BL31: Built : 06:31:44, Nov 25 2022
+INFO:    ARM GICv2 driver initialized
+INFO:    BL31: Initializing runtime services
+WARNING: BL31: cortex_a72: CPU workaround for 1319367 was missing!
+INFO:    BL31: Preparing for EL3 exit to normal world
+INFO:    Entry point address = 0x80000
+INFO:    SPSR = 0x3c9
+ERROR:   BL31: test ... FAILED? (not armstop's)
+[   0.078835] cpu0 INFO  armstop 0.1.0 on raspi4-tfa: boot CPU MPIDR 0x0, entered at EL2";
+
+    /// What TF-A prints when the image calls PSCI SYSTEM_OFF.
+    const TFA_SYSTEM_OFF: &str = "INFO:    PSCI Power Domain Map:
+INFO:      Domain Node : Level 1, parent_node 4294967295, State ON (0x0)
+INFO:      CPU Node : MPID 0x0, parent_node 0, State ON (0x0)
+INFO:    rpi3: PSCI_SYSTEM_OFF: Invoking watchdog reset";
+
+    fn pi(body: &str, status: Option<&str>) -> Vec<String> {
+        let mut t = format!("{TFA_BANNER}\n{body}");
+        if let Some(s) = status {
+            t.push_str(&format!("\narmstop: exit status {s}"));
+        }
+        t.push_str(&format!("\n{TFA_SYSTEM_OFF}"));
+        lines(&t)
+    }
+
+    const PASSING: &str = "armstop-test: begin suite=s board=raspi4-tfa cpus=4 tests=1
+armstop-test: start m::t
+test m::t ... ok (1 us)
+armstop-test: end passed=1 failed=0 ignored=0";
+
+    const FAILING: &str = "armstop-test: begin suite=s board=raspi4-tfa cpus=4 tests=1
+armstop-test: start m::t
+test m::t ... FAILED: cpu0: panicked at a.rs:1:1: x
+armstop-test: end passed=0 failed=1 ignored=0";
+
+    #[test]
+    fn the_pi_status_comes_from_the_console() {
+        let ok = Exit::Code(Some(0));
+        let r = parse_transcript(&pi(PASSING, Some("0")), ok, CONSOLE);
+        assert!(r.passed(), "{:?}", r.problems);
+        assert_eq!((r.suite.as_deref(), r.tests.len(), r.status), (Some("s"), 1, Some(0)));
+        let r = parse_transcript(&pi(FAILING, Some("1")), ok, CONSOLE);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(!r.passed());
+        assert_eq!(r.status, Some(1));
+
+        let cases: &[(&str, Option<&str>, Exit, &str)] = &[
+            (PASSING, None, ok, "no `armstop: exit status N` line"),
+            (FAILING, None, ok, "no `armstop: exit status N` line"),
+            (FAILING, Some("0"), ok, "reported exit status 0 although tests failed"),
+            (PASSING, Some("1"), ok, "reported exit status 1 although every test passed"),
+            (
+                PASSING,
+                Some("0"),
+                Exit::Code(Some(1)),
+                "QEMU exited 1; on this machine it should exit 0",
+            ),
+            (PASSING, Some("x"), ok, "malformed status line"),
+            (PASSING, Some("300"), ok, "malformed status line"),
+            (PASSING, Some("0\narmstop: exit status 1"), ok, "two exit statuses: 0, then 1"),
+            (
+                PASSING,
+                Some("0"),
+                Exit::TimedOut(9),
+                "after `armstop: exit status 0` (PSCI SYSTEM_OFF did not end QEMU)",
+            ),
+            (PASSING, Some("0"), Exit::Code(None), "killed by a signal"),
+        ];
+        for (body, status, exit, want) in cases {
+            let r = parse_transcript(&pi(body, *status), *exit, CONSOLE);
+            assert!(!r.passed(), "{body:?} {status:?} {exit:?} passed");
+            assert!(
+                r.problems.iter().any(|p| p.contains(want)),
+                "{status:?} {exit:?}: {:?} lacks {want:?}",
+                r.problems
+            );
+        }
+        // Where QEMU's exit code is the status, a console status line means nothing.
+        let r = parse_transcript(&pi(FAILING, Some("0")), Exit::Code(Some(1)), SEMI);
+        assert!(r.problems.is_empty() && r.status == Some(1), "{r:?}");
+        let r = parse_transcript(&pi(PASSING, None), Exit::Code(Some(0)), SEMI);
+        assert!(r.passed(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn status_line_after_a_partial_line_counts() {
+        let t = format!("{PASSING}\n[   1.0] cpu2 INFO  half a liarmstop: exit status 0\r");
+        assert_eq!(console_status(&lines(&t)), Ok(Some(0)));
+        let r = parse_transcript(&lines(&t), Exit::Code(Some(0)), CONSOLE);
+        assert!(r.passed(), "{:?}", r.problems);
+        assert_eq!(
+            console_status(&lines("armstop: exit status 3 and more"))
+                .map_err(|e| e.contains("malformed")),
+            Err(true)
+        );
+        assert_eq!(
+            console_status(&lines("armstop: exit status 1\narmstop: exit status 1")),
+            Ok(Some(1))
+        );
+    }
+
+    #[test]
+    fn tfa_noise_is_not_read_as_results() {
+        let r = parse_transcript(&pi(GOOD, Some("1")), Exit::Code(Some(1)), SEMI);
+        assert_eq!(r.tests.len(), 3, "{:?}", r.tests);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let r = parse_transcript(&pi(GOOD, Some("1")), Exit::Code(Some(0)), CONSOLE);
+        assert_eq!(r.tests.len(), 3, "{:?}", r.tests);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // A boot that never gets past TF-A.
+        let r = parse_transcript(&lines(TFA_BANNER), Exit::TimedOut(60), CONSOLE);
+        assert!(
+            r.tests.is_empty() && r.problems.iter().any(|p| p.contains("never began")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn harness_selftests_hold_on_the_pi() {
+        let t = selftest_transcript("FAILED: cpu1: panicked at a.rs:3:1: y");
+        // The Pi: QEMU exits 0, the failing status is on the console.
+        let r = parse_transcript(&pi(&t, Some("1")), Exit::Code(Some(0)), CONSOLE);
+        for (name, problem) in check_selftest_fail(&r, Exit::Code(Some(0))) {
+            assert_eq!(problem, None, "{name}");
+        }
+        let r = parse_transcript(&pi(&t, None), Exit::Code(Some(0)), CONSOLE);
+        let whole = check_selftest_fail(&r, Exit::Code(Some(0))).pop().unwrap();
+        assert!(whole.1.as_ref().is_some_and(|p| p.contains("must exit non-zero")), "{whole:?}");
+        let r = parse_transcript(&pi(&t, Some("0")), Exit::Code(Some(0)), CONSOLE);
+        assert!(check_selftest_fail(&r, Exit::Code(Some(0))).pop().unwrap().1.is_some());
+        let hang = "armstop-test: begin suite=selftest-hang\narmstop-test: start selftest::hangs";
+        let r = parse_transcript(&pi(hang, None), Exit::TimedOut(5), CONSOLE);
+        assert_eq!(check_selftest_hang(&r, Exit::TimedOut(5)), None);
+        let r = parse_transcript(&pi(hang, Some("1")), Exit::Code(Some(0)), CONSOLE);
+        assert!(check_selftest_hang(&r, Exit::Code(Some(0))).is_some());
     }
 
     #[test]
     fn figures_belong_to_the_running_test() {
         let t = "armstop-test: begin suite=s board=b cpus=4 tests=1\narmstop-test: start m::t\narmstop-test: figure storm: 2000 cycles\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0";
         let lines: Vec<String> = t.lines().map(str::to_string).collect();
-        let r = parse_transcript(&lines, Exit::Code(Some(0)));
+        let r = parse_transcript(&lines, Exit::Code(Some(0)), SEMI);
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.figures, vec![("m::t".to_string(), "storm: 2000 cycles".to_string())]);
     }

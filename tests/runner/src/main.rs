@@ -1,12 +1,19 @@
 //! `armstop-runner`: boots firmware images in QEMU.
 //!
 //! ```text
-//! armstop-runner test [--machines a,b] [--timeout S] [--junit PATH] [--log-dir DIR] [--verbose]
-//!                     --suite ELF... [--selftest-fail ELF] [--selftest-hang ELF] [--selftest-hang-timeout S]
-//! armstop-runner boot [--machine M] [--timeout S] [--gdb] [--log-dir DIR] ELF
-//! armstop-runner machines
+//! armstop-runner test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S]
+//!                     [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose]
+//!                     --suite NAME... [--selftest-fail NAME] [--selftest-hang NAME]
+//!                     [--selftest-hang-timeout S]
+//! armstop-runner boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb]
+//!                     [--log-dir DIR] NAME|PATH
+//! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
 //! ```
-//! `--qemu PATH` (or `ARMSTOP_QEMU`) names the QEMU binary. `test` ends with the line
+//! An image NAME is booted on each machine as `ROOT/<machine's board>/NAME` (ELF) or
+//! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
+//! boot firmware (TF-A for `raspi4b-tfa`) is looked for in DIR, by default `ROOT/../pi-firmware`.
+//! `boot` also takes a path (anything with a `/`). `--qemu PATH` (or `ARMSTOP_QEMU`) names the
+//! QEMU binary. `test` runs every machine unless told otherwise, ends with the line
 //! `N passed, N failed` and exits 0 only if nothing failed.
 
 use std::collections::VecDeque;
@@ -16,12 +23,17 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use armstop_boards::ExitMethod;
 use armstop_runner::{
-    Exit, JunitSuite, MACHINES, Machine, Status, TestResult, check_selftest_fail,
-    check_selftest_hang, junit_xml, machine, parse_transcript, qemu_args,
+    BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, boot_files,
+    check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml, machine,
+    parse_transcript, qemu_args,
 };
 
 const TAIL: usize = 40;
+
+/// The test protocol's first line: until it shows, the image is still booting.
+const BEGIN: &str = "armstop-test: begin ";
 
 struct Run {
     lines: Vec<String>,
@@ -33,19 +45,31 @@ struct Options {
     qemu: String,
     machines: Vec<&'static Machine>,
     timeout: u64,
+    begin_timeout: u64,
     hang_timeout: u64,
     junit: Option<PathBuf>,
     log_dir: Option<PathBuf>,
     verbose: bool,
     gdb: bool,
-    suites: Vec<PathBuf>,
-    selftest_fail: Option<PathBuf>,
-    selftest_hang: Option<PathBuf>,
-    images: Vec<PathBuf>,
+    images: PathBuf,
+    firmware_dir: PathBuf,
+    suites: Vec<String>,
+    selftest_fail: Option<String>,
+    selftest_hang: Option<String>,
+    args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite ELF... [--selftest-fail ELF] [--selftest-hang ELF] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--timeout S] [--gdb] [--log-dir DIR] ELF\n       armstop-runner machines".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+}
+
+/// Where boot firmware is looked for when not told: next to the image root
+/// (`target/images` → `target/pi-firmware`).
+fn default_firmware_dir(images: &Path) -> PathBuf {
+    images
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("target/pi-firmware"), |p| p.join("pi-firmware"))
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -53,18 +77,24 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         qemu: std::env::var("ARMSTOP_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()),
         machines: MACHINES.iter().collect(),
         timeout: 0,
+        begin_timeout: 60,
         hang_timeout: 5,
         junit: None,
         log_dir: None,
         verbose: false,
         gdb: false,
+        images: PathBuf::from("target/images"),
+        firmware_dir: PathBuf::new(),
         suites: vec![],
         selftest_fail: None,
         selftest_hang: None,
-        images: vec![],
+        args: vec![],
     };
     let mut cmd = None;
     let mut timeout = None;
+    let mut firmware_dir = None;
+    let seconds =
+        |v: String, what: &str| v.parse().map_err(|_| format!("{what} takes whole seconds"));
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |what: &str| it.next().cloned().ok_or_else(|| format!("{a} needs {what}"));
@@ -74,59 +104,67 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                 o.machines =
                     value("machine names")?.split(',').map(machine).collect::<Result<_, _>>()?
             }
-            "--timeout" => {
-                timeout =
-                    Some(value("seconds")?.parse().map_err(|_| "--timeout takes whole seconds")?)
-            }
-            "--selftest-hang-timeout" => {
-                o.hang_timeout = value("seconds")?
-                    .parse()
-                    .map_err(|_| "--selftest-hang-timeout takes whole seconds")?
-            }
+            "--timeout" => timeout = Some(seconds(value("seconds")?, a)?),
+            "--begin-timeout" => o.begin_timeout = seconds(value("seconds")?, a)?,
+            "--selftest-hang-timeout" => o.hang_timeout = seconds(value("seconds")?, a)?,
             "--junit" => o.junit = Some(value("a path")?.into()),
             "--log-dir" => o.log_dir = Some(value("a directory")?.into()),
-            "--suite" => o.suites.push(value("an image")?.into()),
-            "--selftest-fail" => o.selftest_fail = Some(value("an image")?.into()),
-            "--selftest-hang" => o.selftest_hang = Some(value("an image")?.into()),
+            "--images" => o.images = value("a directory")?.into(),
+            "--firmware-dir" => firmware_dir = Some(value("a directory")?.into()),
+            "--suite" => o.suites.push(value("an image name")?),
+            "--selftest-fail" => o.selftest_fail = Some(value("an image name")?),
+            "--selftest-hang" => o.selftest_hang = Some(value("an image name")?),
             "--verbose" => o.verbose = true,
             "--gdb" => o.gdb = true,
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             s if cmd.is_none() => cmd = Some(s.to_string()),
-            s => o.images.push(s.into()),
+            s => o.args.push(s.into()),
         }
     }
     let cmd = cmd.ok_or_else(usage)?;
-    o.timeout = timeout.unwrap_or(if cmd == "test" { 60 } else { 0 });
-    for image in o.suites.iter().chain(&o.selftest_fail).chain(&o.selftest_hang).chain(&o.images) {
-        if !image.is_file() {
-            return Err(format!("no such image: {}", image.display()));
+    // The hotplug image takes about two minutes under TCG: keep the default generous.
+    o.timeout = timeout.unwrap_or(if cmd == "test" { 600 } else { 0 });
+    o.firmware_dir = firmware_dir.unwrap_or_else(|| default_firmware_dir(&o.images));
+    for name in o.suites.iter().chain(&o.selftest_fail).chain(&o.selftest_hang) {
+        if name.contains('/') || name.is_empty() {
+            return Err(format!(
+                "{name:?}: test takes image names (booted as <images root>/<board>/<name>), not paths"
+            ));
         }
     }
     Ok((cmd, o))
 }
 
-/// Boots `image` on `m`, reading the console until QEMU exits or `timeout` (0: none) passes.
+/// How long `boot` lets QEMU run.
+struct Limits {
+    /// Whole run (0: no limit).
+    total: u64,
+    /// Until the test protocol's `begin` line (0: no limit), so that a machine that hangs at
+    /// boot is given up on early.
+    begin: u64,
+}
+
+/// Boots `files` on `m`, reading the console until QEMU exits or a limit passes. `echo` prints
+/// each line as it comes, with a prefix; `interactive` also leaves QEMU's stderr on the terminal.
 fn boot(
     o: &Options,
     m: &Machine,
-    image: &Path,
-    timeout: u64,
+    files: &BootFiles,
+    log_name: &str,
+    limits: Limits,
     echo: Option<&str>,
+    interactive: bool,
 ) -> Result<Run, String> {
     let log = o.log_dir.as_ref().map(|d| {
         let _ = std::fs::create_dir_all(d);
-        d.join(format!(
-            "{}-{}.log",
-            m.name,
-            image.file_name().unwrap_or_default().to_string_lossy()
-        ))
+        d.join(format!("{}-{log_name}.log", m.name))
     });
     let mut child = Command::new(&o.qemu)
-        .args(qemu_args(m, image, log.as_deref()))
+        .args(qemu_args(m, files, log.as_deref()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(if interactive { Stdio::inherit() } else { Stdio::piped() })
         .spawn()
         .map_err(|e| {
             format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
@@ -141,21 +179,29 @@ fn boot(
             }
         }
     });
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
+    let err_thread = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        })
     });
     let start = Instant::now();
-    let mut lines = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    let mut began = false;
+    // Keeps a line; says whether it is the protocol's `begin`.
+    let take = |line: String, lines: &mut Vec<String>| {
+        if let Some(prefix) = echo {
+            println!("{prefix}{line}");
+        }
+        let begin = line.starts_with(BEGIN);
+        lines.push(line);
+        begin
+    };
     let exit = loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
-                if let Some(prefix) = echo {
-                    println!("{prefix}{line}");
-                }
-                lines.push(line);
+                began |= take(line, &mut lines);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -167,20 +213,25 @@ fn boot(
         if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
             // Drain what is still buffered.
             while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                if let Some(prefix) = echo {
-                    println!("{prefix}{line}");
-                }
-                lines.push(line);
+                take(line, &mut lines);
             }
             break Exit::Code(status.code());
         }
-        if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
+        let elapsed = start.elapsed();
+        let limit = if limits.total > 0 && elapsed >= Duration::from_secs(limits.total) {
+            Some(limits.total)
+        } else if limits.begin > 0 && !began && elapsed >= Duration::from_secs(limits.begin) {
+            Some(limits.begin)
+        } else {
+            None
+        };
+        if let Some(s) = limit {
             let _ = child.kill();
             let _ = child.wait();
-            break Exit::TimedOut(timeout);
+            break Exit::TimedOut(s);
         }
     };
-    let stderr = err_thread.join().unwrap_or_default();
+    let stderr = err_thread.and_then(|t| t.join().ok()).unwrap_or_default();
     Ok(Run { lines, stderr, exit })
 }
 
@@ -206,25 +257,64 @@ fn print_result(machine: &str, t: &TestResult) {
     }
 }
 
+/// One machine's part of a `test` run, with every file checked before anything boots.
+struct Plan {
+    machine: &'static Machine,
+    suites: Vec<(String, BootFiles)>,
+    selftest_fail: Option<BootFiles>,
+    selftest_hang: Option<BootFiles>,
+    notes: Vec<String>,
+}
+
+fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
+    let files =
+        |name: &str| boot_files(m, ImageRef::Named { root: &o.images, name }, &o.firmware_dir);
+    let suites =
+        o.suites.iter().map(|n| Ok((n.clone(), files(n)?))).collect::<Result<Vec<_>, String>>()?;
+    let selftest_fail = o.selftest_fail.as_deref().map(files).transpose()?;
+    let selftest_hang = o.selftest_hang.as_deref().map(files).transpose()?;
+    let mut notes: Vec<String> = Vec::new();
+    for n in suites.iter().map(|s| &s.1).chain(&selftest_fail).chain(&selftest_hang) {
+        for note in &n.notes {
+            if !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
+    }
+    Ok(Plan { machine: m, suites, selftest_fail, selftest_hang, notes })
+}
+
+fn header(m: &Machine) -> String {
+    format!(
+        "{} (board {}, PSCI over {}; {})",
+        m.description,
+        m.board,
+        m.conduit(),
+        m.status_source()
+    )
+}
+
 fn test(o: &Options) -> Result<bool, String> {
     if o.suites.is_empty() && o.selftest_fail.is_none() && o.selftest_hang.is_none() {
         return Err(format!("test needs at least one image\n{}", usage()));
     }
+    // Every image and firmware file of every machine first: a missing one stops the run
+    // before anything boots.
+    let plans = o.machines.iter().map(|m| plan(o, m)).collect::<Result<Vec<_>, _>>()?;
+    let limits = |total| Limits { total, begin: o.begin_timeout };
     let mut junit = Vec::new();
-    for m in &o.machines {
-        println!(
-            "=== {}: {} ({} entry, PSCI over {})",
-            m.name,
-            m.description,
-            format_args!("EL{}", m.boot_el),
-            m.conduit
-        );
+    for p in &plans {
+        let m = p.machine;
+        println!("=== {}: {}", m.name, header(m));
+        for note in &p.notes {
+            println!("[{}] note: {note}", m.name);
+        }
         let echo_prefix = format!("[{}] | ", m.name);
         let echo = o.verbose.then_some(echo_prefix.as_str());
-        for suite in &o.suites {
-            let run = boot(o, m, suite, o.timeout, echo)?;
-            let report = parse_transcript(&run.lines, run.exit);
-            let name = report.suite.clone().unwrap_or_else(|| image_name(suite));
+        for (image, files) in &p.suites {
+            let run = boot(o, m, files, image, limits(o.timeout), echo, false)?;
+            let report = parse_transcript(&run.lines, run.exit, m.exit());
+            let name = report.suite.clone().unwrap_or_else(|| image.clone());
             let mut tests: Vec<TestResult> = report
                 .tests
                 .iter()
@@ -252,9 +342,9 @@ fn test(o: &Options) -> Result<bool, String> {
             junit.push(JunitSuite { name: format!("{}/{name}", m.name), tests });
         }
         let mut harness = Vec::new();
-        if let Some(image) = &o.selftest_fail {
-            let run = boot(o, m, image, o.timeout, echo)?;
-            let report = parse_transcript(&run.lines, run.exit);
+        if let (Some(files), Some(image)) = (&p.selftest_fail, &o.selftest_fail) {
+            let run = boot(o, m, files, image, limits(o.timeout), echo, false)?;
+            let report = parse_transcript(&run.lines, run.exit, m.exit());
             let checks = check_selftest_fail(&report, run.exit);
             let failed = checks.iter().any(|c| c.1.is_some());
             for (check, problem) in checks {
@@ -267,9 +357,9 @@ fn test(o: &Options) -> Result<bool, String> {
                 show_tail(&run, &format!("[{}] ", m.name));
             }
         }
-        if let Some(image) = &o.selftest_hang {
-            let run = boot(o, m, image, o.hang_timeout, echo)?;
-            let report = parse_transcript(&run.lines, run.exit);
+        if let (Some(files), Some(image)) = (&p.selftest_hang, &o.selftest_hang) {
+            let run = boot(o, m, files, image, limits(o.hang_timeout), echo, false)?;
+            let report = parse_transcript(&run.lines, run.exit, m.exit());
             let problem = check_selftest_hang(&report, run.exit);
             if problem.is_some() {
                 show_tail(&run, &format!("[{}] ", m.name));
@@ -324,12 +414,17 @@ fn test(o: &Options) -> Result<bool, String> {
     Ok(failed == 0 && passed > 0)
 }
 
-fn image_name(p: &Path) -> String {
-    p.file_name().unwrap_or_default().to_string_lossy().into_owned()
+/// `boot`'s argument: a path if it has a `/` (or names a `.bin`), else an image name.
+fn image_ref<'a>(o: &'a Options, arg: &'a str) -> ImageRef<'a> {
+    if arg.contains('/') || arg.ends_with(".bin") {
+        ImageRef::Path(Path::new(arg))
+    } else {
+        ImageRef::Named { root: &o.images, name: arg }
+    }
 }
 
 fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
-    let [image] = o.images.as_slice() else {
+    let [arg] = o.args.as_slice() else {
         return Err(format!("boot takes exactly one image\n{}", usage()));
     };
     let m = match o.machines.as_slice() {
@@ -337,44 +432,81 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
         // Not narrowed down with --machine: the default.
         _ => machine("virt-gicv3")?,
     };
-    let mut args = qemu_args(
-        m,
-        image,
-        o.log_dir.as_ref().map(|d| d.join(format!("{}-boot.log", m.name))).as_deref(),
-    );
+    let image = image_ref(o, arg);
+    let files = boot_files(m, image, &o.firmware_dir)?;
+    for note in &files.notes {
+        eprintln!("armstop-runner: note: {note}");
+    }
+    let fail = |what: String| {
+        eprintln!("armstop-runner: {what}");
+        ExitCode::FAILURE
+    };
     if o.gdb {
+        let mut args = qemu_args(m, &files, None);
         args.extend(["-s".into(), "-S".into()]);
         eprintln!(
             "QEMU waits for GDB on :1234: gdb-multiarch {} -ex 'target remote :1234'",
-            image.display()
+            image.elf(m).display()
         );
+        let status = Command::new(&o.qemu).args(&args).status().map_err(|e| {
+            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
+        })?;
+        return Ok(match status.code() {
+            Some(0) => ExitCode::SUCCESS,
+            c => fail(format!("QEMU ended with {c:?}")),
+        });
     }
-    let mut child = Command::new(&o.qemu).args(&args).spawn().map_err(|e| {
-        format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
-    })?;
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Ok(match status.code() {
-                Some(0) => ExitCode::SUCCESS,
-                Some(c) => {
-                    eprintln!("armstop-runner: QEMU exited with status {c}");
-                    ExitCode::from(c.clamp(1, 255) as u8)
-                }
-                None => {
-                    eprintln!("armstop-runner: QEMU was killed by a signal");
-                    ExitCode::FAILURE
-                }
-            });
+    // The console goes through the runner: on boards that report their status on it, that is
+    // where the status is.
+    let limits = Limits { total: o.timeout, begin: 0 };
+    let run = boot(o, m, &files, "boot", limits, Some(""), true)?;
+    let status = match (run.exit, m.exit()) {
+        (Exit::TimedOut(s), _) => return Ok(fail(format!("timed out after {s} s; QEMU killed"))),
+        (Exit::Code(None), _) => return Ok(fail("QEMU was killed by a signal".into())),
+        (Exit::Code(Some(c)), ExitMethod::Semihosting) => c,
+        // No status line: a plain PSCI SYSTEM_OFF, the main image's end when all went well.
+        (Exit::Code(Some(0)), ExitMethod::PsciSystemOff) => {
+            console_status(&run.lines)?.unwrap_or(0)
         }
-        if o.timeout > 0 && start.elapsed() >= Duration::from_secs(o.timeout) {
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("armstop-runner: timed out after {} s; QEMU killed", o.timeout);
-            return Ok(ExitCode::FAILURE);
+        (Exit::Code(Some(c)), ExitMethod::PsciSystemOff) => {
+            return Ok(fail(format!("QEMU exited {c}; on {} it should exit 0", m.name)));
         }
-        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(match status {
+        0 => ExitCode::SUCCESS,
+        c => fail(format!("the image ended with exit status {c}")),
+    })
+}
+
+/// What `machines` shows for `m`: its description and the command line, with `<image>` for
+/// the image name and the firmware file that would be used.
+fn describe(o: &Options, m: &Machine) -> String {
+    let image = ImageRef::Named { root: &o.images, name: "<image>" };
+    let mut files = BootFiles { image: image.path(m), firmware: None, notes: vec![] };
+    if let Load::Firmware(fw) = &m.load {
+        match find_firmware(fw, &o.firmware_dir) {
+            Ok((p, note)) => {
+                files.firmware = Some(p);
+                files.notes.extend(note);
+            }
+            Err(e) => {
+                files.firmware = Some(o.firmware_dir.join(fw.files[0]));
+                files.notes.push(format!("cannot boot yet: {e}"));
+            }
+        }
     }
+    let mut s = format!(
+        "{:<17} {}\n{:<17} {} {}",
+        m.name,
+        header(m),
+        "",
+        o.qemu,
+        qemu_args(m, &files, None).join(" ")
+    );
+    for note in files.notes {
+        s.push_str(&format!("\n{:<17} note: {note}", ""));
+    }
+    s
 }
 
 fn main() -> ExitCode {
@@ -384,14 +516,7 @@ fn main() -> ExitCode {
         "boot" => boot_interactive(&o),
         "machines" => {
             for m in MACHINES {
-                println!(
-                    "{:<16} {}\n{:<16} {} {}",
-                    m.name,
-                    m.description,
-                    "",
-                    o.qemu,
-                    qemu_args(m, Path::new("<image>"), None).join(" ")
-                );
+                println!("{}", describe(&o, m));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -401,4 +526,63 @@ fn main() -> ExitCode {
         eprintln!("armstop-runner: {e}");
         ExitCode::from(2)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn test_defaults_to_every_machine_and_the_built_images() {
+        let (cmd, o) = parse(&args("test --suite suite --suite hotplug")).unwrap();
+        assert_eq!(cmd, "test");
+        let names: Vec<_> = o.machines.iter().map(|m| m.name).collect();
+        assert_eq!(names, MACHINES.iter().map(|m| m.name).collect::<Vec<_>>());
+        assert!(names.contains(&"raspi4b-tfa") && names.contains(&"raspi4b-own-psci"));
+        assert_eq!((o.timeout, o.begin_timeout, o.hang_timeout), (600, 60, 5));
+        assert_eq!(o.images, Path::new("target/images"));
+        assert_eq!(o.firmware_dir, Path::new("target/pi-firmware"));
+        assert_eq!(o.suites, ["suite", "hotplug"]);
+    }
+
+    #[test]
+    fn options_name_images_machines_and_firmware() {
+        let (_, o) = parse(&args(
+            "test --machines raspi4b-tfa,virt-gicv2 --images /w/target/images --timeout 9 \
+             --selftest-fail selftest-fail --selftest-hang selftest-hang",
+        ))
+        .unwrap();
+        assert_eq!(
+            o.machines.iter().map(|m| m.name).collect::<Vec<_>>(),
+            ["raspi4b-tfa", "virt-gicv2"]
+        );
+        assert_eq!(o.firmware_dir, Path::new("/w/target/pi-firmware"), "next to the image root");
+        assert_eq!((o.timeout, o.selftest_fail.as_deref()), (9, Some("selftest-fail")));
+        let (_, o) = parse(&args("boot --images images --firmware-dir /fw armstop")).unwrap();
+        assert_eq!((o.timeout, o.firmware_dir.as_path()), (0, Path::new("/fw")));
+        assert_eq!(default_firmware_dir(Path::new("images")), Path::new("target/pi-firmware"));
+
+        let e = parse(&args("test --suite target/images/qemu-virt/suite")).err().unwrap();
+        assert!(e.contains("image names"), "{e}");
+        let e = parse(&args("test --machines virt-gicv2,raspi3 --suite s")).err().unwrap();
+        assert!(e.contains("unknown machine \"raspi3\""), "{e}");
+        let e = parse(&args("test --timeout soon --suite s")).err().unwrap();
+        assert!(e.contains("--timeout takes whole seconds"), "{e}");
+    }
+
+    #[test]
+    fn boot_takes_a_name_or_a_path() {
+        let (_, o) = parse(&args("boot --images /r x")).unwrap();
+        let m = machine("raspi4b-own-psci").unwrap();
+        assert_eq!(image_ref(&o, "armstop").path(m), Path::new("/r/raspi4-own-psci/armstop.bin"));
+        assert_eq!(image_ref(&o, "./armstop").path(m), Path::new("./armstop.bin"));
+        assert_eq!(image_ref(&o, "armstop.bin").path(m), Path::new("armstop.bin"));
+        let virt = machine("virt-gicv3").unwrap();
+        assert_eq!(image_ref(&o, "t/armstop").path(virt), Path::new("t/armstop"));
+        assert_eq!(image_ref(&o, "armstop").path(virt), Path::new("/r/qemu-virt/armstop"));
+    }
 }

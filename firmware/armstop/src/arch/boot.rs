@@ -18,15 +18,9 @@ _start:
     mov     x19, x0                 // DTB pointer, if the loader gave one (unused)
     mrs     x20, CurrentEL
     lsr     x20, x20, #2            // boot EL, reported by Rust
-    bl      armstop_to_el1
-    msr     tpidr_el1, xzr          // the boot CPU is logical CPU 0 (checked in Rust)
-    bl      armstop_cpu_early
-    adrp    x2, {stacks}
-    add     x2, x2, :lo12:{stacks}
-    add     x0, x2, #{exc_top}
-    add     x1, x2, #{thread_top}
-    bl      armstop_set_stacks
-    // .bss is zeroed here, with nothing in it used yet.
+    msr     daifset, #0xf
+    // .bss (and .el2_bss within it) is zeroed first, at the entry EL with the MMU off: the EL2
+    // PSCI provider keeps its state there and starts before the drop to EL1.
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __bss_end
@@ -35,7 +29,23 @@ _start:
     b.hs    2f
     stp     xzr, xzr, [x0], #16
     b       1b
-2:  mov     x0, x20
+    // Boards without PSCI firmware: start armstop's own provider while still at EL2 (an image
+    // for such a board entered at EL1 is reported by Rust).
+2:  cmp     x20, #2
+    b.ne    3f
+    adrp    x9, ARMSTOP_OWN_PSCI
+    ldrb    w9, [x9, :lo12:ARMSTOP_OWN_PSCI]
+    cbz     w9, 3f
+    bl      armstop_el2_boot
+3:  bl      armstop_to_el1
+    msr     tpidr_el1, xzr          // the boot CPU is logical CPU 0 (checked in Rust)
+    bl      armstop_cpu_early
+    adrp    x2, {stacks}
+    add     x2, x2, :lo12:{stacks}
+    add     x0, x2, #{exc_top}
+    add     x1, x2, #{thread_top}
+    bl      armstop_set_stacks
+    mov     x0, x20
     mov     x1, x19
     bl      {primary}
     b       armstop_halt
@@ -64,13 +74,15 @@ armstop_secondary_entry:
     b       armstop_halt
 
 // Drops from EL2 to EL1 (returning to the caller at EL1h with DAIF masked); at EL1 it only
-// masks DAIF and puts SCTLR_EL1 in a known state. Clobbers x9, x10.
+// masks DAIF and puts SCTLR_EL1 in a known state. Clobbers x9, x10. (The EL2 PSCI provider's
+// pen enters a CPU_ON's entry point through it too, with x30 = entry, x0 = context id.)
+.global armstop_to_el1
 armstop_to_el1:
     msr     daifset, #0xf
     mrs     x9, CurrentEL
     lsr     x9, x9, #2
     cmp     x9, #1
-    b.eq    3f
+    b.eq    5f
     cmp     x9, #2
     b.ne    armstop_halt            // EL3 or EL0: not a supported entry
     mov     x9, #(1 << 31)          // HCR_EL2.RW: EL1 is AArch64; IMO/FMO clear: IRQs to EL1
@@ -105,7 +117,7 @@ armstop_to_el1:
     msr     elr_el2, x30
     isb
     eret
-3:  ldr     x9, ={sctlr_el1_off}
+5:  ldr     x9, ={sctlr_el1_off}
     msr     sctlr_el1, x9
     isb
     ret
@@ -164,8 +176,8 @@ armstop_restart_on:
 .global armstop_halt
 armstop_halt:
     msr     daifset, #0xf
-5:  wfe
-    b       5b
+6:  wfe
+    b       6b
 "#,
     stacks = sym crate::mm::STACKS,
     exc_top = const EXCEPTION_TOP,

@@ -2,4 +2,5 @@
 //! exception vectors.
 
 pub mod boot;
+pub mod el2;
 pub mod exception;

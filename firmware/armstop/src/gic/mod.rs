@@ -59,7 +59,7 @@ mod bank {
 /// The priority armstop gives every interrupt it enables (all equal: none preempts another).
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use armstop_boards::{GicLayout, MAX_CPUS};
 
@@ -183,7 +183,8 @@ pub fn version() -> Version {
 }
 
 /// Initialises this CPU's interface: clears banked SGI/PPI pending and active state left by
-/// firmware (an SGI can stay pending across CPU_ON), enables the SGIs, unmasks all priorities.
+/// firmware (an SGI can stay pending across CPU_ON), enables the SGIs (and leaves every PPI
+/// disabled, see [`enable_ppi`]), unmasks all priorities.
 pub fn init_cpu() -> Result<(), GicError> {
     match driver() {
         Driver::V2(g) => {
@@ -249,6 +250,8 @@ pub fn handle_irq() {
                 crate::stop::on_kick();
                 continue;
             }
+        } else if let Some(handler) = ppi_handler(ack.intid) {
+            handler();
         } else if ack.intid == EXPECTED_SPI.load(Ordering::Relaxed) {
             SPI_COUNTS[cpu].fetch_add(1, Ordering::Relaxed);
         } else {
@@ -289,7 +292,7 @@ pub fn sgi_last_source(cpu: usize, sgi: u8) -> Option<usize> {
     }
 }
 
-/// Interrupts taken that nobody expected (non-SGIs; none are enabled).
+/// Interrupts taken that nobody expected (no handler, not the test SPI).
 pub fn unexpected_count() -> u64 {
     UNEXPECTED.load(Ordering::Relaxed)
 }
@@ -368,6 +371,73 @@ pub fn migrate_spis(from: usize, to: usize) -> u32 {
         }
     }
     moved
+}
+
+// ---- PPIs: interrupts private to a CPU (INTIDs 16..32), such as its generic timers ----
+
+/// First PPI INTID.
+pub const PPI_FIRST: u32 = 16;
+/// The EL1 virtual timer's PPI (`CNTV`, PPI 11).
+pub const PPI_VIRTUAL_TIMER: u32 = 27;
+/// The EL1 physical timer's PPI (`CNTP`, non-secure, PPI 14).
+pub const PPI_PHYSICAL_TIMER: u32 = 30;
+/// The priority PPIs get: one step below everything else, so that when an SGI (a stopper kick,
+/// a cross-CPU call) and a PPI are both pending, the SGI is taken first and is what
+/// [`pending_on_this_cpu`] reports. (Handlers run with IRQs masked, so nothing preempts.)
+const PPI_PRIORITY: u8 = DEFAULT_PRIORITY + 0x20;
+const NO_HANDLER: usize = 0;
+/// Each PPI's handler, a `fn()` as an address (`NO_HANDLER`: none).
+static PPI_HANDLERS: [AtomicUsize; 16] = [const { AtomicUsize::new(NO_HANDLER) }; 16];
+
+fn ppi_handler(intid: u32) -> Option<fn()> {
+    if !(PPI_FIRST..32).contains(&intid) {
+        return None;
+    }
+    match PPI_HANDLERS[(intid - PPI_FIRST) as usize].load(Ordering::Acquire) {
+        NO_HANDLER => None,
+        // SAFETY: only `enable_ppi` stores here, and it stores a `fn()`; the Release store
+        // before the GIC can deliver the PPI pairs with the Acquire load.
+        f => Some(unsafe { core::mem::transmute::<usize, fn()>(f) }),
+    }
+}
+
+/// Enables PPI `intid` (16..32) on the calling CPU, taken by `handler` in IRQ context (IRQs
+/// masked). The handler must stop its source from asserting the PPI (a timer is re-armed or
+/// stopped), or it is taken again at once. One handler per PPI number, shared by every CPU
+/// that enables it; a later call replaces it. [`init_cpu`] disables every PPI again: whoever
+/// uses one enables it after a re-initialisation.
+pub fn enable_ppi(intid: u32, handler: fn()) -> Result<(), GicError> {
+    if !(PPI_FIRST..32).contains(&intid) {
+        return Err(GicError::BadTarget);
+    }
+    PPI_HANDLERS[(intid - PPI_FIRST) as usize].store(handler as usize, Ordering::Release);
+    match driver() {
+        Driver::V2(g) => g.enable_ppi(intid, PPI_PRIORITY),
+        Driver::V3(g) => g.enable_ppi(intid, PPI_PRIORITY),
+    }
+    Ok(())
+}
+
+/// Disables PPI `intid` on the calling CPU and clears it if pending (its handler stays set for
+/// the CPUs that still use it).
+pub fn disable_ppi(intid: u32) -> Result<(), GicError> {
+    if !(PPI_FIRST..32).contains(&intid) {
+        return Err(GicError::BadTarget);
+    }
+    match driver() {
+        Driver::V2(g) => g.disable_ppi(intid),
+        Driver::V3(g) => g.disable_ppi(intid),
+    }
+    Ok(())
+}
+
+/// Whether PPI `intid` is enabled on the calling CPU.
+pub fn ppi_enabled(intid: u32) -> bool {
+    (PPI_FIRST..32).contains(&intid)
+        && match driver() {
+            Driver::V2(g) => g.ppi_enabled(intid),
+            Driver::V3(g) => g.ppi_enabled(intid),
+        }
 }
 
 /// Stops this CPU's interface from signalling interrupts, before it powers off.

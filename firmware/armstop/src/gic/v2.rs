@@ -207,6 +207,23 @@ impl GicV2 {
         (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).fold(0, |m, c| m | 1 << c)
     }
 
+    /// Enables PPI `intid` on this CPU (banked `GICD_ISENABLER0`) at `priority`.
+    pub fn enable_ppi(&self, intid: u32, priority: u8) {
+        bank::write_byte(&self.gicd.ipriorityr, intid, priority);
+        bank::write_bit(&self.gicd.isenabler, intid);
+    }
+
+    /// Disables PPI `intid` on this CPU and clears it if pending.
+    pub fn disable_ppi(&self, intid: u32) {
+        bank::write_bit(&self.gicd.icenabler, intid);
+        bank::write_bit(&self.gicd.icpendr, intid);
+    }
+
+    /// Whether PPI `intid` is enabled on this CPU.
+    pub fn ppi_enabled(&self, intid: u32) -> bool {
+        bank::read_bit(&self.gicd.isenabler, intid)
+    }
+
     /// Stops this CPU's interface from signalling interrupts (before it powers off).
     pub fn disable_cpu(&self) {
         self.gicc.ctlr.set(0);

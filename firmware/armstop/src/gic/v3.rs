@@ -297,6 +297,38 @@ impl GicV3 {
         }
     }
 
+    /// This CPU's redistributor frames (RD_base, SGI_base), found by `init_cpu`.
+    fn frames(&self) -> (&'static GicrRd, &'static GicrSgi) {
+        let frame = self.rd[crate::cpu::id()].load(Ordering::Relaxed) as u64;
+        assert_ne!(frame, 0, "GICv3 PPI access before this CPU's gic::init_cpu");
+        // SAFETY: this CPU's redistributor (RD_base, then SGI_base 64 KiB above), found by
+        // `init_cpu`; device memory mapped by the board.
+        unsafe { (&*(frame as *const GicrRd), &*((frame + 0x1_0000) as *const GicrSgi)) }
+    }
+
+    /// Enables PPI `intid` on this CPU (its redistributor's `GICR_ISENABLER0`, Group 1 since
+    /// `init_cpu`) at `priority`.
+    pub fn enable_ppi(&self, intid: u32, priority: u8) {
+        let (_, sgi) = self.frames();
+        bank::write_byte(&sgi.ipriorityr, intid, priority);
+        sgi.isenabler0.set(1 << intid);
+    }
+
+    /// Disables PPI `intid` on this CPU (waiting until the redistributor has done so) and
+    /// clears it if pending.
+    pub fn disable_ppi(&self, intid: u32) {
+        let (rd, sgi) = self.frames();
+        sgi.icenabler0.set(1 << intid);
+        while rd.ctlr.get() & GICR_CTLR_RWP != 0 {}
+        sgi.icpendr0.set(1 << intid);
+    }
+
+    /// Whether PPI `intid` is enabled on this CPU.
+    pub fn ppi_enabled(&self, intid: u32) -> bool {
+        let (_, sgi) = self.frames();
+        sgi.isenabler0.get() & (1 << intid) != 0
+    }
+
     /// Stops this CPU's interface from signalling interrupts and lets its redistributor sleep
     /// (before it powers off); `init_cpu` wakes it again.
     pub fn disable_cpu(&self) {

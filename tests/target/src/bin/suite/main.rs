@@ -5,10 +5,12 @@
 
 armstop::test_main!("suite");
 
+mod board_io;
 mod boot;
 mod console;
 mod gic;
 mod mm;
+mod own_psci;
 mod psci;
 mod smp;
 mod stopper;

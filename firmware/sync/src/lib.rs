@@ -1,6 +1,19 @@
-//! The synchronisation primitives the stopper is written against: `core`'s atomics and `spin`'s
-//! mutex normally, loom's under `--cfg loom`, so the loom models check the very same code.
-//! Public for crates layered on the stopper (hotplug), which must switch to loom with it.
+//! The synchronisation primitives armstop's portable crates (stopper, hotplug, PSCI provider)
+//! are written against: `core`'s atomics and `spin`'s mutex normally, loom's under
+//! `--cfg loom`, so the loom models check the very same code. One crate, so that every layer
+//! switches to loom together.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+/// Spin-wait hint: `core`'s normally, a yield to loom's scheduler under loom (a model that spins
+/// without yielding never ends).
+#[inline]
+pub fn relax() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, fence};
