@@ -110,30 +110,57 @@ if [ -r /etc/os-release ] && grep -q '^VERSION_CODENAME=bookworm' /etc/os-releas
   sort "$tmp/versions" > "$PI_DIR/VERSIONS"
   rm -rf "$tmp"
 fi
-if [ -f "$PI_DIR/bl31.bin" ] && [ ! -f "$PI_DIR/bl31-qemu.bin" ]; then
-  # Emulation only. TF-A's CPU_OFF ends with `msr RMR_EL3, x0` (a warm-reset request) and QEMU
-  # ignores RMR_EL3 writes, so the core would sit in `wfi` and never come back on CPU_ON. On
-  # the Pi the warm reset restarts the core at 0, whose first instruction is `b 0x1000`
-  # (BL31's entry point); the patch makes that one instruction a `b 0x1000` directly. It is
-  # applied only to the exact build it was checked against.
+# Emulation only (QEMU raspi4b-tfa), never on a card. Two things keep a core that TF-A turned off
+# from coming back under QEMU; both are patched in the exact build they were checked against,
+# each word checked before it is replaced:
+#  1. TF-A's CPU_OFF ends with `msr RMR_EL3, x0` (a warm-reset request), which QEMU ignores: the
+#     core would sit in `wfi` for good. On the Pi the warm reset restarts the core at 0, whose
+#     first instruction is `b 0x1000` (BL31's entry, which resets SCTLR_EL3); the patch
+#     branches to 0x1000 directly.
+#  2. TF-A's Raspberry Pi pen (plat/rpi/common/aarch64/plat_helpers.S, plat_wait_for_warm_boot)
+#     clears the core's mailbox entry to WAIT on arrival, after PSCI has already reported the
+#     core OFF: a CPU_ON landing in between writes GO and has it erased, and the core never
+#     leaves the pen (AFFINITY_INFO stays ON_PENDING). On hardware that window is microseconds;
+#     under TCG a descheduled vCPU widens it to milliseconds. The patch clears the entry when GO
+#     is consumed instead: `str x1,[x0]` on arrival becomes `nop`, and the `mov x0,#0x100;
+#     ldr x1,[x0]` that loads the entry point after GO becomes `str xzr,[x0]` (entry = WAIT)
+#     and a PC-relative `ldr x1, 0x100` (the same word).
+BL31_QEMU_SHA256=b8e37516f95aabc0c91b11671f1a67de568b7ebb3d4e6a9326a16869116b553f
+if [ -f "$PI_DIR/bl31.bin" ] && { [ ! -f "$PI_DIR/bl31-qemu.bin" ] || \
+     [ "$(sha256sum "$PI_DIR/bl31-qemu.bin" | awk '{print $1}')" != "$BL31_QEMU_SHA256" ]; }; then
   have=$(sha256sum "$PI_DIR/bl31.bin" | awk '{print $1}')
   if [ "$have" != "$BL31_SHA256" ]; then
+    rm -f "$PI_DIR/bl31-qemu.bin"
     say "warning: $PI_DIR/bl31.bin is not the BL31 the QEMU work-around was checked against"
-    say "  (sha256 $have); raspi4b-tfa will skip the tests that turn a core on again after CPU_OFF"
+    say "  (sha256 $have); on raspi4b-tfa, cores turned off cannot be turned on again"
   else
-    python3 - "$PI_DIR/bl31.bin" "$PI_DIR/bl31-qemu.bin" <<'PY'
-import struct, sys
-src, dst = sys.argv[1], sys.argv[2]
+    python3 - "$PI_DIR/bl31.bin" "$PI_DIR/bl31-qemu.bin" "$BL31_QEMU_SHA256" <<'PY'
+import hashlib, struct, sys
+src, dst, want = sys.argv[1], sys.argv[2], sys.argv[3]
 data = bytearray(open(src, "rb").read())
-OFF, MSR_RMR_EL3_X0 = 0x889C, 0xD51EC040
-word = struct.unpack_from("<I", data, OFF)[0]
-assert word == MSR_RMR_EL3_X0, f"expected msr RMR_EL3, x0 at {OFF:#x}, found {word:#010x}"
+
+def b(frm, to):  # B <to>
+    return 0x14000000 | (((to - frm) >> 2) & 0x3FFFFFF)
+
+def ldr_literal(frm, to, rt):  # LDR Xrt, <to>
+    return 0x58000000 | ((((to - frm) >> 2) & 0x7FFFF) << 5) | rt
+
 assert struct.unpack_from("<I", data, 0)[0] == 0x14000400, "reset vector is not b 0x1000"
-imm26 = ((0x1000 - OFF) >> 2) & 0x3FFFFFF
-struct.pack_into("<I", data, OFF, 0x14000000 | imm26)  # b 0x1000
+PATCHES = [  # offset, expected word, replacement
+    (0x889C, 0xD51EC040, b(0x889C, 0x1000)),  # msr RMR_EL3, x0 -> b 0x1000
+    (0x231C, 0xF9000001, 0xD503201F),  # pen: str x1, [x0] (entry = WAIT) -> nop
+    (0x2330, 0xD2802000, 0xF900001F),  # pen: mov x0, #0x100 -> str xzr, [x0]
+    (0x2334, 0xF9400001, ldr_literal(0x2334, 0x100, 1)),  # pen: ldr x1, [x0] -> ldr x1, 0x100
+]
+for off, old, new in PATCHES:
+    word = struct.unpack_from("<I", data, off)[0]
+    assert word == old, f"expected {old:#010x} at {off:#x}, found {word:#010x}"
+    struct.pack_into("<I", data, off, new)
+got = hashlib.sha256(data).hexdigest()
+assert got == want, f"patched BL31 has sha256 {got}, expected {want}"
 open(dst, "wb").write(data)
 PY
-    say "wrote $PI_DIR/bl31-qemu.bin (RMR_EL3 warm reset emulated; for QEMU only)"
+    say "wrote $PI_DIR/bl31-qemu.bin (RMR_EL3 warm reset emulated, TF-A pen race closed; QEMU only)"
   fi
 fi
 

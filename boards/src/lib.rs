@@ -204,6 +204,9 @@ pub struct Board {
     /// armstop's own PSCI provider at EL2, where the boot firmware has none (then `psci` is
     /// [`PsciConduit::Hvc`]).
     pub own_psci: Option<OwnPsci>,
+    /// How long to wait, after PSCI first reports a CPU off, before a CPU_ON of it: for PSCI
+    /// firmware that reports a CPU off before it is ready to be turned on again (0: none).
+    pub cpu_on_after_off_us: u32,
     /// The GPIO block (console pin routing, activity LED), where armstop must set it up.
     pub gpio: Option<Gpio>,
     /// How test images report their status.
@@ -365,6 +368,7 @@ mod tests {
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
             psci: PsciConduit::Hvc,
             own_psci: None,
+            cpu_on_after_off_us: 0,
             gpio: None,
             exit: ExitMethod::Semihosting,
             load_address: 0x4008_0000,

@@ -41,7 +41,20 @@ const GPIO: Gpio = Gpio {
 /// BCM2711 power management (watchdog) block.
 pub const PM_BASE: u64 = 0xfe10_0000;
 
-const fn pi4(name: &'static str, psci: PsciConduit, own_psci: Option<OwnPsci>) -> Board {
+/// TF-A 2.8's Raspberry Pi port reports a CPU off (`AFFINITY_INFO`) before the CPU has been
+/// through its warm reset into TF-A's pen, and the pen then clears the CPU's mailbox entry: a
+/// CPU_ON in that window is accepted, its GO erased, and the CPU never starts
+/// (`plat/rpi/common/aarch64/plat_helpers.S`, `plat_wait_for_warm_boot`). The window is
+/// microseconds on the board; armstop waits this long after the first OFF before a CPU_ON.
+/// (Under QEMU the BL31 is patched to close it; see scripts/setup.sh.)
+pub const TFA_OFF_SETTLE_US: u32 = 1000;
+
+const fn pi4(
+    name: &'static str,
+    psci: PsciConduit,
+    own_psci: Option<OwnPsci>,
+    cpu_on_after_off_us: u32,
+) -> Board {
     Board {
         name,
         // MPIDR 0x8000_0000..3: Aff0 = core, bit 31 (RES1) is not an affinity bit.
@@ -52,6 +65,7 @@ const fn pi4(name: &'static str, psci: PsciConduit, own_psci: Option<OwnPsci>) -
         gic: GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 },
         psci,
         own_psci,
+        cpu_on_after_off_us,
         gpio: Some(GPIO),
         exit: ExitMethod::PsciSystemOff,
         // Where the firmware loads kernel8.img with `kernel_address=0x80000`, and where TF-A
@@ -61,7 +75,7 @@ const fn pi4(name: &'static str, psci: PsciConduit, own_psci: Option<OwnPsci>) -
 }
 
 /// PSCI from TF-A's BL31 (armstub), over SMC.
-pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc, None);
+pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc, None, TFA_OFF_SETTLE_US);
 
 /// PSCI from armstop's own EL2 provider, over HVC; the secondaries are released from the spin
 /// tables the stock armstub (and QEMU's `-kernel` boot) leaves them polling.
@@ -69,4 +83,6 @@ pub const OWN_PSCI: Board = pi4(
     "raspi4-own-psci",
     PsciConduit::Hvc,
     Some(OwnPsci { spin_table: &[0xd8, 0xe0, 0xe8, 0xf0], pm_base: PM_BASE }),
+    // The provider's pen reads only the power state, which CPU_OFF sets under its lock.
+    0,
 );

@@ -16,7 +16,8 @@
 //! hotplug operation, which the controlling CPU must detect by timeout.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::time::Duration;
 
 use armstop_boards::MAX_CPUS;
 use armstop_hotplug::{Hotplug, Power};
@@ -25,6 +26,7 @@ use smccc::psci::AffinityState;
 use crate::board::BOARD;
 use crate::psci;
 use crate::stop::{Firmware, NR_CPUS, STOPPERS};
+use crate::time::Instant;
 
 pub use armstop_hotplug::{
     CpuState, DownError, DownTimes, Stats, Step, Timeouts, UpError, UpTimes,
@@ -56,19 +58,36 @@ impl fmt::Display for PsciError {
 /// PSCI as hotplug's power interface.
 pub struct Psci;
 
+/// When PSCI first reported each CPU off since its last CPU_ON (`Instant` ticks; 0: not yet), for
+/// the board's `cpu_on_after_off_us`.
+static OFF_SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
 impl Power for Psci {
     type Error = PsciError;
 
     fn cpu_on(&self, cpu: usize) -> Result<(), PsciError> {
+        let settle = Duration::from_micros(u64::from(BOARD.cpu_on_after_off_us));
+        let off_at = OFF_SEEN[cpu].swap(0, Ordering::Relaxed);
+        if off_at != 0 && !settle.is_zero() {
+            // Only a CPU_ON soon after the CPU went off waits (hotplug serialises both).
+            let since = Instant::from_ticks(off_at);
+            while since.elapsed() < settle {
+                core::hint::spin_loop();
+            }
+        }
         let args = crate::smp::prepare_boot_args(cpu);
         psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), args)
             .map_err(|error| PsciError { call: "CPU_ON", error })
     }
 
     fn is_off(&self, cpu: usize) -> Result<bool, PsciError> {
-        psci::affinity_info(BOARD.cpus[cpu])
+        let off = psci::affinity_info(BOARD.cpus[cpu])
             .map(|s| s == AffinityState::Off)
-            .map_err(|error| PsciError { call: "AFFINITY_INFO", error })
+            .map_err(|error| PsciError { call: "AFFINITY_INFO", error })?;
+        if off && OFF_SEEN[cpu].load(Ordering::Relaxed) == 0 {
+            OFF_SEEN[cpu].store(crate::time::ticks().max(1), Ordering::Relaxed);
+        }
+        Ok(off)
     }
 
     fn migrate_irqs(&self, cpu: usize, to: usize) {

@@ -52,6 +52,11 @@ impl Instant {
     pub fn ticks(self) -> u64 {
         self.0
     }
+
+    /// The instant a raw tick count (from [`Instant::ticks`] or [`ticks`]) stands for.
+    pub const fn from_ticks(ticks: u64) -> Self {
+        Self(ticks)
+    }
 }
 
 fn ticks_to_duration(t: u64) -> Duration {
