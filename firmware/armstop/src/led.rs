@@ -13,11 +13,15 @@
 //!   stop request runs and the LED does not show it yet: a `stop_machine` masks IRQs on every
 //!   CPU, the boot CPU included, so the timer cannot show it, but its spinning participants
 //!   (and a waiting requester) can. Once lit, the LED stays lit until the timer runs again.
+//!   The busy pattern is held for [`HOLD_MS`] after the last sample that saw a request; in a
+//!   long `stop_machine` that is the one its participants took at the start, so the heartbeat
+//!   comes back as soon as the timer runs after it.
 //!
 //! Invariant: the LED's state (the pattern, the last busy sample and the level on the pin) is
-//! only read or changed under `STATE`'s lock, which is only ever *tried*, never waited for. So
-//! an interrupt handler, a spinning stopper and the timer may all call in, on any CPU, without
-//! deadlock, and the level on the pin is always the one last computed.
+//! only read or changed under `STATE`'s lock, which is only ever *tried*, never waited for
+//! (except by [`start`], in thread context with IRQs masked, behind holders that never wait).
+//! So an interrupt handler, a spinning stopper and the timer may all call in, on any CPU,
+//! without deadlock, and the level on the pin is always the one last computed.
 //!
 //! `gic::init_cpu` disables every PPI of the CPU it runs on; on the boot CPU only the GIC tests
 //! run it again, after which the heartbeat stops until [`start`] runs again.
@@ -69,8 +73,9 @@ pub fn pin() -> Option<PinId> {
 
 /// Milliseconds since the counter started: the time the pattern runs on.
 pub fn now_ms() -> u64 {
-    let f = u128::from(crate::time::frequency().max(1));
-    (u128::from(Instant::now().ticks()) * 1000 / f) as u64
+    let (t, f) = (Instant::now().ticks(), crate::time::frequency().max(1));
+    // Split so that nothing overflows: `t % f < f`, a frequency far below 2^54.
+    t / f * 1000 + t % f * 1000 / f
 }
 
 /// Starts the LED: makes its pin an output (dark), enables the timer's PPI on the calling CPU
@@ -140,8 +145,8 @@ fn on_timer() {
 }
 
 /// From the stoppers' spin waits (`Platform::relax`): lights the LED as soon as a stop request
-/// runs and it does not show it yet. Two relaxed loads per CPU otherwise, and nothing at all
-/// on a board without an LED.
+/// runs and it does not show it yet. Otherwise one relaxed load (and one per CPU while it shows
+/// no stop request); nothing at all on a board without an LED.
 #[inline]
 pub fn on_relax() {
     if LED_PIN.is_some() && !SHOWING_BUSY.load(Ordering::Relaxed) && STOPPERS.running_mask() != 0 {

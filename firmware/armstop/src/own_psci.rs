@@ -119,7 +119,14 @@ pub(crate) struct El2Result {
 }
 
 /// A synchronous exception from EL1, taken to EL2: a PSCI call if it is `hvc #0`.
-pub(crate) extern "C" fn el2_sync(fid: u64, a1: u64, a2: u64, a3: u64, esr: u64, elr: u64) -> El2Result {
+pub(crate) extern "C" fn el2_sync(
+    fid: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    esr: u64,
+    elr: u64,
+) -> El2Result {
     const EC_HVC64: u64 = 0x16;
     if (esr >> 26) & 0x3f != EC_HVC64 {
         // Nothing else is trapped to EL2; returning would re-run the instruction forever.
@@ -132,9 +139,7 @@ pub(crate) extern "C" fn el2_sync(fid: u64, a1: u64, a2: u64, a3: u64, esr: u64,
     let me = this_cpu();
     match PROVIDER.call(&El2Board, me, fid as u32, [a1, a2, a3]) {
         Action::Return(v) => El2Result { value: v as u64, power_down: 0 },
-        Action::PowerDown => {
-            El2Result { value: crate::arch::el2::stack_top(me), power_down: 1 }
-        }
+        Action::PowerDown => El2Result { value: crate::arch::el2::stack_top(me), power_down: 1 },
     }
 }
 

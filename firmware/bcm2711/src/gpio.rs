@@ -162,9 +162,9 @@ impl Gpio {
     /// # Safety
     /// `base` is the address of a BCM2711 GPIO block that stays accessible as device memory
     /// for the rest of the run (with the MMU off every access is a device access). Or, for
-    /// tests, 4-byte aligned ordinary memory of at least `size_of::<GpioRegisters>()` bytes
-    /// that lives for the rest of the run, is accessed only through this driver while it is in
-    /// use, and from one thread at a time.
+    /// tests, 4-byte aligned memory of at least `size_of::<GpioRegisters>()` bytes inside an
+    /// `UnsafeCell`, that lives for the rest of the run and is only read and written with
+    /// volatile accesses, from one thread at a time.
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: the caller guarantees a register block (or a fake one) at `base` for the rest
         // of the run; the register types only make volatile accesses.

@@ -241,8 +241,10 @@ impl<const N: usize> Provider<N> {
             return None;
         }
         self.lock.with(me, || {
-            let start =
-                Start { entry: self.entry[me].load(SeqCst), context: self.context[me].load(SeqCst) };
+            let start = Start {
+                entry: self.entry[me].load(SeqCst),
+                context: self.context[me].load(SeqCst),
+            };
             self.state[me].store(Power::On as u32, SeqCst);
             Some(start)
         })

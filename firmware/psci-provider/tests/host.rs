@@ -80,7 +80,11 @@ fn cpu_on_starts_the_cpu_from_the_pen_with_its_context() {
 fn cpu_on_refusals_have_the_specified_codes() {
     let (p, b) = booted();
     let on = |me, t, e| call(&p, &b, me, PSCI_CPU_ON_64, [t, e, 0]);
-    assert_eq!(on(0, 0x8000_0001, ENTRY), INVALID_PARAMETERS.into(), "MPIDR bit 31 is not affinity");
+    assert_eq!(
+        on(0, 0x8000_0001, ENTRY),
+        INVALID_PARAMETERS.into(),
+        "MPIDR bit 31 is not affinity"
+    );
     assert_eq!(on(0, 0x1_0000_0001, ENTRY), INVALID_PARAMETERS.into(), "no such CPU (Aff3)");
     assert_eq!(on(0, 3, ENTRY), INVALID_PARAMETERS.into(), "Aff0 3 is not on this board");
     assert_eq!(on(0, 1, ENTRY + 2), INVALID_ADDRESS.into(), "unaligned entry");

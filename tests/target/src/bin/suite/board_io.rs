@@ -115,7 +115,9 @@ fn activity_led_is_solid_while_stop_requests_run() {
     let (n, d) = (samples.load(Ordering::Relaxed), dark.load(Ordering::Relaxed));
     assert!(n > 0);
     assert_eq!(d, 0, "dark in {d} of {n} samples during a 300 ms stop_machine");
-    assert!(led::showing_busy(), "the busy pattern was not held after the stop_machine");
+    // (Whether the busy pattern is still held now depends on whether the timer, masked
+    // during the stop, has run yet: the hold counts from the last sample that saw a request,
+    // here the spinning CPUs' one at the start. So no check of it here.)
     // A long stop_one_cpu on another CPU: its requester waits (and the timer runs).
     let last = cpu_count() - 1;
     samples.store(0, Ordering::Relaxed);

@@ -77,7 +77,8 @@ fn own_provider_suspends_to_standby_only() {
         assert_eq!(r as i64, i64::from(SUCCESS), "cpu{cpu} standby");
     }
     let entry = armstop::arch::boot::secondary_entry_address();
-    for (state, what) in [(1 << 16, "power down"), (1 << 24, "level 1"), (1 << 20, "reserved bit")] {
+    for (state, what) in [(1 << 16, "power down"), (1 << 24, "level 1"), (1 << 20, "reserved bit")]
+    {
         assert_eq!(
             raw_call(PSCI_CPU_SUSPEND_64, [state, entry, 0]),
             INVALID_PARAMETERS.into(),
