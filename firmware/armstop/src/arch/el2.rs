@@ -31,6 +31,18 @@ pub fn stack_top(cpu: usize) -> u64 {
 
 core::arch::global_asm!(
     r#"
+// This CPU's EL2 state for the provider: MMU and caches off, its vectors, SP_EL2 selected.
+// Clobbers x9.
+.macro ARMSTOP_EL2_SETUP
+    ldr     x9, ={sctlr_el2}
+    msr     sctlr_el2, x9
+    adrp    x9, armstop_el2_vectors
+    add     x9, x9, :lo12:armstop_el2_vectors
+    msr     vbar_el2, x9
+    msr     spsel, #1
+    isb
+.endm
+
 .section .text.el2, "ax"
 .balign 2048
 .global armstop_el2_vectors
@@ -101,13 +113,7 @@ armstop_el2_pen_loop:
 .global armstop_el2_secondary_pen
 armstop_el2_secondary_pen:
     msr     daifset, #0xf
-    ldr     x9, ={sctlr_el2}
-    msr     sctlr_el2, x9
-    adrp    x9, armstop_el2_vectors
-    add     x9, x9, :lo12:armstop_el2_vectors
-    msr     vbar_el2, x9
-    msr     spsel, #1
-    isb
+    ARMSTOP_EL2_SETUP
     mrs     x10, mpidr_el1
     ldr     x11, ={aff_mask}
     and     x10, x10, x11
@@ -135,13 +141,7 @@ armstop_el2_secondary_pen:
 .global armstop_el2_boot
 armstop_el2_boot:
     mov     x21, x30
-    ldr     x9, ={sctlr_el2}
-    msr     sctlr_el2, x9
-    adrp    x9, armstop_el2_vectors
-    add     x9, x9, :lo12:armstop_el2_vectors
-    msr     vbar_el2, x9
-    msr     spsel, #1
-    isb
+    ARMSTOP_EL2_SETUP
     adrp    x9, {stacks}
     add     x9, x9, :lo12:{stacks}
     add     x9, x9, #{el2_stack}
