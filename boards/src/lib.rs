@@ -174,15 +174,12 @@ pub struct Gpio {
 /// armstop's own PSCI provider, for boards whose boot firmware leaves the secondary CPUs on spin
 /// tables and offers no PSCI (the Pi's stock armstub). The boot CPU, still at EL2, releases every
 /// secondary from its spin table into armstop's EL2 holding pen and answers PSCI calls made with
-/// HVC from EL1.
+/// HVC from EL1. Its SYSTEM_OFF and SYSTEM_RESET use the board's [`Board::pm_watchdog`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OwnPsci {
     /// Spin-table slot of each logical CPU (the boot CPU's entry is not used): the address the
     /// boot firmware's pen polls for an entry point.
     pub spin_table: &'static [u64],
-    /// BCM2711 power-management block (`PM_RSTC` at +0x1c, `PM_RSTS` at +0x20, `PM_WDOG` at
-    /// +0x24): its watchdog resets the SoC for SYSTEM_RESET and halts it for SYSTEM_OFF.
-    pub pm_base: u64,
 }
 
 /// Everything the firmware needs to know about one board.
@@ -204,6 +201,10 @@ pub struct Board {
     /// armstop's own PSCI provider at EL2, where the boot firmware has none (then `psci` is
     /// [`PsciConduit::Hvc`]).
     pub own_psci: Option<OwnPsci>,
+    /// The BCM2711 power-management block (`PM_RSTC` at +0x1c, `PM_RSTS` at +0x20, `PM_WDOG`
+    /// at +0x24), whose watchdog resets the SoC or halts it (the Pi's power-off), if the board
+    /// has one.
+    pub pm_watchdog: Option<u64>,
     /// How long to wait, after PSCI first reports a CPU off, before a CPU_ON of it: for PSCI
     /// firmware that reports a CPU off before it is ready to be turned on again (0: none).
     pub cpu_on_after_off_us: u32,
@@ -275,7 +276,7 @@ impl Board {
             }
         };
         let gpio = self.gpio.map(|g| ("GPIO", g.base));
-        let pm = self.own_psci.map(|p| ("PM", p.pm_base));
+        let pm = self.pm_watchdog.map(|base| ("PM", base));
         core::iter::once(("UART", self.uart.base)).chain(gic).chain(gpio).chain(pm)
     }
 
@@ -316,6 +317,9 @@ impl Board {
         if let Some(p) = self.own_psci {
             if self.psci != PsciConduit::Hvc {
                 return Err(BoardError::OwnPsci("it is reached over HVC: set psci to Hvc"));
+            }
+            if self.pm_watchdog.is_none() {
+                return Err(BoardError::OwnPsci("SYSTEM_OFF and SYSTEM_RESET need a PM watchdog"));
             }
             if p.spin_table.len() != n {
                 return Err(BoardError::OwnPsci("one spin-table slot per CPU"));
@@ -368,6 +372,7 @@ mod tests {
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
             psci: PsciConduit::Hvc,
             own_psci: None,
+            pm_watchdog: None,
             cpu_on_after_off_us: 0,
             gpio: None,
             exit: ExitMethod::Semihosting,
@@ -402,22 +407,26 @@ mod tests {
     #[test]
     fn rejects_bad_own_psci_and_pins() {
         const LOW: Region = Region { name: "low", base: 0, size: 0x1000, kind: MemoryKind::Normal };
-        const PM: OwnPsci = OwnPsci { spin_table: &[0xd8, 0xe0], pm_base: 0x0800_0000 };
+        const PM: OwnPsci = OwnPsci { spin_table: &[0xd8, 0xe0] };
         let mut b = board(&[0, 1], &[LOW, RAM, DEV]);
         b.own_psci = Some(PM);
+        assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "no watchdog for OFF/RESET");
+        b.pm_watchdog = Some(0x0800_0000);
         assert_eq!(b.validate(), Ok(()));
         b.psci = PsciConduit::Smc;
         assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "SMC with own provider");
         b.psci = PsciConduit::Hvc;
-        b.own_psci = Some(OwnPsci { spin_table: &[0xd8], ..PM });
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8] });
         assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "a slot per CPU");
-        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0xe4], ..PM });
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0xe4] });
         assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "unaligned slot");
-        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0x4008_0000], ..PM });
+        b.own_psci = Some(OwnPsci { spin_table: &[0xd8, 0x4008_0000] });
         assert!(matches!(b.validate(), Err(BoardError::OwnPsci(_))), "slot in the image");
-        b.own_psci = Some(OwnPsci { pm_base: 0x2000_0000, ..PM });
+        b.own_psci = Some(PM);
+        b.pm_watchdog = Some(0x2000_0000);
         assert_eq!(b.validate(), Err(BoardError::DeviceUnmapped("PM", 0x2000_0000)));
         b.own_psci = None;
+        b.pm_watchdog = None;
         const fn pin(pin: u8) -> PinSetting {
             PinSetting { pin, function: PinFunction::Alt0, pull: Pull::None }
         }

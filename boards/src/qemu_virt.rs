@@ -23,6 +23,7 @@ pub const BOARD: Board = Board {
     gic: GicLayout::Probe { gicd: 0x0800_0000, gicc_v2: 0x0801_0000, gicr_v3: 0x080a_0000 },
     psci: PsciConduit::FromBootEl,
     own_psci: None,
+    pm_watchdog: None,
     cpu_on_after_off_us: 0,
     gpio: None,
     exit: ExitMethod::Semihosting,

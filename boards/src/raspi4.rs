@@ -65,6 +65,7 @@ const fn pi4(
         gic: GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 },
         psci,
         own_psci,
+        pm_watchdog: Some(PM_BASE),
         cpu_on_after_off_us,
         gpio: Some(GPIO),
         exit: ExitMethod::PsciSystemOff,
@@ -82,7 +83,7 @@ pub const TFA: Board = pi4("raspi4-tfa", PsciConduit::Smc, None, TFA_OFF_SETTLE_
 pub const OWN_PSCI: Board = pi4(
     "raspi4-own-psci",
     PsciConduit::Hvc,
-    Some(OwnPsci { spin_table: &[0xd8, 0xe0, 0xe8, 0xf0], pm_base: PM_BASE }),
+    Some(OwnPsci { spin_table: &[0xd8, 0xe0, 0xe8, 0xf0] }),
     // The provider's pen reads only the power state, which CPU_OFF sets under its lock.
     0,
 );

@@ -82,7 +82,8 @@ impl Platform for El2Board {
 }
 
 fn pm_base() -> u64 {
-    BOARD.own_psci.map_or(0, |p| p.pm_base)
+    // Board validation: a board with its own PSCI provider has a PM watchdog.
+    BOARD.pm_watchdog.unwrap_or(0)
 }
 
 /// This CPU's logical id, from MPIDR (the pen found it the same way).

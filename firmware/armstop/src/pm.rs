@@ -1,6 +1,6 @@
 //! Reset and halt through the BCM2711 power-management watchdog: what armstop's own PSCI
 //! provider does for SYSTEM_RESET and SYSTEM_OFF on a board whose boot firmware offers no PSCI
-//! (`BOARD.own_psci`, whose `pm_base` is the block). The words written are computed, and
+//! (`BOARD.own_psci`; the block is `BOARD.pm_watchdog`). The words written are computed, and
 //! host-tested, in `armstop-bcm2711`'s `pm` module.
 //!
 //! Invariant: [`reset`] and [`halt`] work in any state the provider can be in: at EL2 or EL1,
