@@ -14,20 +14,21 @@ fw_dir := justfile_directory() / "target" / "firmware"
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
 image_names := "armstop suite hotplug selftest-fail selftest-hang"
 images_root := justfile_directory() / "target" / "images"
-images := images_root / "qemu-virt"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
 
-# Boot the firmware: 4 cores through PSCI CPU_ON, the SGI matrix, the stopper, hotplug. On QEMU
-# virt (GICv2 and GICv3) by default; name any machines of `just machines` (`just run raspi4b-tfa`).
+# 4 cores through PSCI CPU_ON, the SGI matrix, the stopper, hotplug; on QEMU virt (GICv2 and
+# GICv3) unless machines of `just machines` are named.
+# Boot the firmware and show the stopper at work (`just run raspi4b-tfa raspi4b-own-psci`).
 run *machines="virt-gicv2 virt-gicv3": build
     for m in {{machines}}; do \
       echo "### armstop on $m"; \
       {{runner}} boot --images {{images_root}} --machine "$m" --timeout 300 armstop; \
     done
 
-# Every test: host unit tests, then the on-target suite and harness self-tests on every machine of
-# the QEMU matrix (virt and raspi4b), each booting its board's images from target/images/<board>.
+# Host unit tests, the SD-card check, the loom models, then the on-target suite and harness
+# self-tests on every machine of the QEMU matrix, each booting its board's images.
+# Every test (virt and raspi4b machines).
 test: build
     cargo test --quiet
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}}
@@ -36,11 +37,10 @@ test: build
       --images {{images_root}} --suite suite --suite hotplug \
       --selftest-fail selftest-fail --selftest-hang selftest-hang
 
-# The loom models of the stopper, of hotplug and of the own PSCI provider (its bakery lock and
-# CPU_ON/CPU_OFF races); then the same models with a pre-fix behaviour
-# restored, which must fail (they are marked should_panic under that feature, so "ok" there
-# means "the model caught it"): the stopper's park before Linux's fix, and a CPU marked online
-# before its stopper is enabled.
+# Then the same models with a pre-fix behaviour restored, which must fail (they are marked
+# should_panic under that feature, so "ok" there means "the model caught it"): the stopper's
+# park before Linux's fix, and a CPU marked online before its stopper is enabled.
+# The loom models of the stopper, of hotplug and of the own PSCI provider.
 loom:
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug -p armstop-psci-provider --test loom
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom --features armstop-stopper/pre-fix-park,armstop-hotplug/pre-fix-park
@@ -50,8 +50,9 @@ loom:
 build: build-firmware
     cargo build --quiet -p armstop-runner
 
-# Build the firmware images (main image and test images) for every board, each board in a target
-# directory of its own (so that no build of one board can overwrite another's images).
+# Each board builds in a target directory of its own, so no build of one board can overwrite
+# another's images.
+# Build the firmware images (main image and test images) for every board.
 build-firmware:
     for b in {{boards}}; do \
       ARMSTOP_BOARD=$b RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet \
@@ -64,9 +65,9 @@ build-firmware:
       done; \
     done
 
-# Writes target/sdcard/<variant>/ (the card's files) and target/sdcard/armstop-<variant>.img
-# (MBR + FAT32), each read back and checked first; see README.md, "Raspberry Pi 4".
-# Raspberry Pi 4 SD cards for every variant, or for those named (`just sdcard raspi4-tfa`).
+# target/sdcard/<variant>/ (the card's files) and target/sdcard/armstop-<variant>.img (MBR +
+# FAT32), each read back and checked first; see README.md, "Raspberry Pi 4".
+# Raspberry Pi 4 SD cards, every variant or those named (`just sdcard raspi4-tfa`).
 sdcard *variants: build-firmware
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}} {{variants}}
 
