@@ -125,7 +125,9 @@ pub struct Pl011 {
     pub baud: u32,
 }
 
-/// Function of a BCM2711-style GPIO pin (`GPFSELn`, 3 bits per pin).
+/// Function of a BCM2711 GPIO pin (a `GPFSELn` field, 3 bits per pin). The encoding is the
+/// hardware's (ALT4 and ALT5 are 0b011 and 0b010); the GPIO driver (`armstop-bcm2711`) uses
+/// this type too, so board data and registers cannot disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PinFunction {
     /// Input.
@@ -134,11 +136,36 @@ pub enum PinFunction {
     Output = 0b001,
     /// Alternate function 0 (on the Pi 4, GPIO14/15 = PL011 UART0 TXD0/RXD0).
     Alt0 = 0b100,
+    /// Alternate function 1.
+    Alt1 = 0b101,
+    /// Alternate function 2.
+    Alt2 = 0b110,
+    /// Alternate function 3.
+    Alt3 = 0b111,
+    /// Alternate function 4.
+    Alt4 = 0b011,
     /// Alternate function 5 (on the Pi 4, GPIO14/15 = mini UART).
     Alt5 = 0b010,
 }
 
-/// A GPIO pin's pull resistor (`GPIO_PUP_PDN_CNTRL_REGn`, 2 bits per pin on the BCM2711).
+impl PinFunction {
+    /// The function a 3-bit `GPFSELn` field selects (bits above the field are ignored).
+    pub const fn from_bits(bits: u32) -> Self {
+        match bits & 0b111 {
+            0b000 => Self::Input,
+            0b001 => Self::Output,
+            0b100 => Self::Alt0,
+            0b101 => Self::Alt1,
+            0b110 => Self::Alt2,
+            0b111 => Self::Alt3,
+            0b011 => Self::Alt4,
+            _ => Self::Alt5,
+        }
+    }
+}
+
+/// A GPIO pin's pull resistor (a `GPIO_PUP_PDN_CNTRL_REGn` field, 2 bits per pin on the
+/// BCM2711); shared with the GPIO driver like [`PinFunction`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pull {
     /// No pull resistor.
@@ -147,6 +174,18 @@ pub enum Pull {
     Up = 0b01,
     /// Pull-down.
     Down = 0b10,
+}
+
+impl Pull {
+    /// The pull a 2-bit field selects; `None` (the `Option`) for the reserved value 0b11.
+    pub const fn from_bits(bits: u32) -> Option<Self> {
+        match bits & 0b11 {
+            0b00 => Some(Self::None),
+            0b01 => Some(Self::Up),
+            0b10 => Some(Self::Down),
+            _ => None,
+        }
+    }
 }
 
 /// How one GPIO pin is set up at boot, before the console is used.

@@ -11,8 +11,6 @@
 //! [`crate::led::start`] first runs. So they need no lock, and the MMU-off path could take
 //! none (no atomics there either: only volatile MMIO).
 
-use armstop_boards::{PinFunction, Pull as BoardPull};
-
 pub use armstop_bcm2711::gpio::{Function, Gpio, OutputPin, PINS, PinId, Pull};
 
 use crate::board::BOARD;
@@ -27,25 +25,6 @@ pub fn block() -> Option<Gpio> {
     })
 }
 
-/// The driver's function for a board pin function.
-pub const fn function(f: PinFunction) -> Function {
-    match f {
-        PinFunction::Input => Function::Input,
-        PinFunction::Output => Function::Output,
-        PinFunction::Alt0 => Function::Alt0,
-        PinFunction::Alt5 => Function::Alt5,
-    }
-}
-
-/// The driver's pull for a board pull.
-pub const fn pull(p: BoardPull) -> Pull {
-    match p {
-        BoardPull::None => Pull::None,
-        BoardPull::Up => Pull::Up,
-        BoardPull::Down => Pull::Down,
-    }
-}
-
 /// Applies the board's `gpio.boot_pins` (on the Pi 4: GPIO14/15 to the PL011, pulls off).
 /// Called by `console::init` before it programs the UART, first thing on the boot CPU with the
 /// MMU off: volatile accesses only, nothing that can panic. A pin the block does not have is
@@ -54,7 +33,7 @@ pub fn route_boot_pins() {
     let (Some(gpio), Some(board_gpio)) = (block(), BOARD.gpio) else { return };
     for setting in board_gpio.boot_pins {
         let Some(pin) = PinId::new(setting.pin) else { continue };
-        gpio.set_function(pin, function(setting.function));
-        gpio.set_pull(pin, pull(setting.pull));
+        gpio.set_function(pin, setting.function);
+        gpio.set_pull(pin, setting.pull);
     }
 }

@@ -75,66 +75,9 @@ impl PinId {
     }
 }
 
-/// A pin's function (`GPFSELn` field). The encoding is the hardware's: note that ALT4 and ALT5
-/// are 0b011 and 0b010.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Function {
-    /// Input.
-    Input = 0b000,
-    /// Output.
-    Output = 0b001,
-    /// Alternate function 0 (GPIO14/15: the PL011 UART0's TXD0/RXD0).
-    Alt0 = 0b100,
-    /// Alternate function 1.
-    Alt1 = 0b101,
-    /// Alternate function 2.
-    Alt2 = 0b110,
-    /// Alternate function 3.
-    Alt3 = 0b111,
-    /// Alternate function 4.
-    Alt4 = 0b011,
-    /// Alternate function 5 (GPIO14/15: the mini UART).
-    Alt5 = 0b010,
-}
-
-impl Function {
-    /// The function a 3-bit `GPFSELn` field selects (bits above the field are ignored).
-    pub const fn from_bits(bits: u32) -> Self {
-        match bits & 0b111 {
-            0b000 => Self::Input,
-            0b001 => Self::Output,
-            0b100 => Self::Alt0,
-            0b101 => Self::Alt1,
-            0b110 => Self::Alt2,
-            0b111 => Self::Alt3,
-            0b011 => Self::Alt4,
-            _ => Self::Alt5,
-        }
-    }
-}
-
-/// A pin's pull resistor (`GPIO_PUP_PDN_CNTRL_REGn` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pull {
-    /// No resistor.
-    None = 0b00,
-    /// Pull-up.
-    Up = 0b01,
-    /// Pull-down.
-    Down = 0b10,
-}
-
-impl Pull {
-    /// The pull a 2-bit field selects; `None` (the `Option`) for the reserved value 0b11.
-    pub const fn from_bits(bits: u32) -> Option<Self> {
-        match bits & 0b11 {
-            0b00 => Some(Self::None),
-            0b01 => Some(Self::Up),
-            0b10 => Some(Self::Down),
-            _ => None,
-        }
-    }
-}
+/// A pin's function (`GPFSELn` field) and its pull (`GPIO_PUP_PDN_CNTRL_REGn` field), in the
+/// hardware's encoding: the board data's types, so a board's pin settings need no translation.
+pub use armstop_boards::{PinFunction as Function, Pull};
 
 /// Driver for one GPIO block.
 #[derive(Clone, Copy)]
