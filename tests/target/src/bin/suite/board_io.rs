@@ -99,32 +99,52 @@ fn activity_led_is_solid_while_stop_requests_run() {
     let (g, pin) = led_or_ignore();
     require_all_cpus();
     led::start();
-    // A long stop_machine: every CPU has IRQs masked, the boot CPU (which has the LED's timer)
-    // samples the pin while the others spin.
+    // The LED lights at the first look at the stoppers after the request's function starts:
+    // a waiting CPU's relax hook, or the timer within `led::POLL`. From then on it must stay
+    // lit for the whole request. The sampler counts the time until the first lit sample and
+    // every dark sample after it.
     let samples = AtomicU64::new(0);
-    let dark = AtomicU64::new(0);
+    let dark_after_lit = AtomicU64::new(0);
+    let first_lit_us = AtomicU64::new(u64::MAX);
     let sampler = || {
-        let end = Instant::now() + Duration::from_millis(300);
+        let start = Instant::now();
+        let end = start + Duration::from_millis(300);
+        let mut lit_seen = false;
         while Instant::now() < end {
             samples.fetch_add(1, Ordering::Relaxed);
-            dark.fetch_add(u64::from(!g.is_high(pin)), Ordering::Relaxed);
+            let lit = g.is_high(pin);
+            if lit && !lit_seen {
+                lit_seen = true;
+                first_lit_us.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            dark_after_lit.fetch_add(u64::from(lit_seen && !lit), Ordering::Relaxed);
         }
         0
     };
+    let check = |what: &str| -> (u64, u64) {
+        let n = samples.swap(0, Ordering::Relaxed);
+        let d = dark_after_lit.swap(0, Ordering::Relaxed);
+        let first = first_lit_us.swap(u64::MAX, Ordering::Relaxed);
+        assert!(n > 0, "{what}: no samples");
+        assert!(
+            first <= led::POLL.as_micros() as u64,
+            "{what}: first lit after {first} us (at most {} ms)",
+            led::POLL.as_millis()
+        );
+        assert_eq!(d, 0, "{what}: dark in {d} of {n} samples after it was lit");
+        (n, first)
+    };
+    // A long stop_machine: every CPU has IRQs masked (the boot CPU's LED timer too); the
+    // spinning participants' relax hooks light it.
     assert_eq!(STOPPERS.stop_machine(sampler, Some(1)), Ok(0));
-    let (n, d) = (samples.load(Ordering::Relaxed), dark.load(Ordering::Relaxed));
-    assert!(n > 0);
-    assert_eq!(d, 0, "dark in {d} of {n} samples during a 300 ms stop_machine");
+    let (n, first) = check("300 ms stop_machine");
     // (Whether the busy pattern is still held now depends on whether the timer, masked
     // during the stop, has run yet: the hold counts from the last sample that saw a request,
     // here the spinning CPUs' one at the start. So no check of it here.)
     // A long stop_one_cpu on another CPU: its requester waits (and the timer runs).
     let last = cpu_count() - 1;
-    samples.store(0, Ordering::Relaxed);
-    dark.store(0, Ordering::Relaxed);
     assert_eq!(STOPPERS.stop_one_cpu(last, sampler), Ok(0));
-    let (n2, d2) = (samples.load(Ordering::Relaxed), dark.load(Ordering::Relaxed));
-    assert_eq!(d2, 0, "dark in {d2} of {n2} samples during a 300 ms stop_one_cpu({last})");
+    let (n2, first2) = check("300 ms stop_one_cpu");
     // Back to the heartbeat once the hold is over.
     let hold = Duration::from_millis(u64::from(HOLD_MS));
     assert!(
@@ -133,7 +153,8 @@ fn activity_led_is_solid_while_stop_requests_run() {
         (hold + led::POLL * 2).as_millis()
     );
     figure(format_args!(
-        "LED during stop requests: lit in all {n} samples (stop_machine) and {n2} (stop_one_cpu)"
+        "LED during stop requests: lit {first} us into a stop_machine and {first2} us into a \
+         stop_one_cpu({last}), then in all of {n} and {n2} samples"
     ));
 }
 
