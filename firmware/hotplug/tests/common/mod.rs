@@ -235,6 +235,12 @@ impl Drop for Machine {
             self.hw.stall_off[cpu].store(false, Ordering::SeqCst);
             self.hw.wake(cpu);
         }
+        if thread::panicking() {
+            // A failed test: CPU threads may be inside a stop request that needs a CPU whose
+            // thread has just stopped, so joining them could hang and hide the failure. Leave
+            // them (the test process ends with the failure reported).
+            return;
+        }
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
