@@ -844,7 +844,9 @@ impl NowaitWork {
         }
     }
 
-    /// Whether it is queued and has not run yet.
+    /// Whether it is reserved: queued and not yet run, or a [`Stoppers::stop_one_cpu_nowait`]
+    /// call on it is still in progress (and may yet fail). While this is true, the buffer
+    /// cannot be queued again; once it is false, any function it was accepted for has run.
     pub fn is_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
     }

@@ -294,6 +294,9 @@ fn cpu_thread(hw: &'static Hw, s: &'static S, hp: &'static H, cpu: usize) {
             if s.run_works() > 0 {
                 continue;
             }
+            // Works may be queued between the stopper finding its list empty and parking (an
+            // IRQ on hardware can land here); give other threads the chance to do so.
+            thread::yield_now();
             if hp.dying_step() == Step::PowerOff {
                 break;
             }
