@@ -22,7 +22,7 @@ junit := justfile_directory() / "target" / "junit.xml"
 # Boot the firmware and show the stopper at work (`just run raspi4b-tfa raspi4b-own-psci`).
 run *machines="virt-gicv2 virt-gicv3": build
     for m in {{machines}}; do \
-      echo "### armstop on $m"; \
+      echo "### armstop on $m (4 vCPUs on $(nproc) host CPUs)"; \
       {{runner}} boot --images {{images_root}} --machine "$m" --timeout 300 armstop; \
     done
 
