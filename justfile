@@ -12,7 +12,7 @@ fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
-image_names := "armstop suite hotplug selftest-fail selftest-hang"
+image_names := "armstop suite hotplug reset selftest-fail selftest-hang"
 images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
@@ -34,7 +34,7 @@ test: build
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}}
     just loom
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
-      --images {{images_root}} --suite suite --suite hotplug \
+      --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
       --selftest-fail selftest-fail --selftest-hang selftest-hang
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked

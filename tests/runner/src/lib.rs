@@ -259,6 +259,10 @@ pub struct BootFiles {
     pub firmware: Option<PathBuf>,
     /// Things the user should know (a fallback firmware, and what that costs).
     pub notes: Vec<String>,
+    /// Whether a guest reset reboots the machine, for an image that resets it on purpose.
+    /// Otherwise QEMU exits on a reset (`-no-reboot`), so that an image that resets by
+    /// accident ends its run instead of starting again.
+    pub reboot_on_reset: bool,
 }
 
 /// Finds `fw` in `dir`: its first file that exists, with a note if that is not the preferred
@@ -308,7 +312,8 @@ pub fn boot_files(m: &Machine, image: ImageRef, firmware_dir: &Path) -> Result<B
             ),
         });
     }
-    let mut files = BootFiles { image: path, firmware: None, notes: vec![] };
+    let mut files =
+        BootFiles { image: path, firmware: None, notes: vec![], reboot_on_reset: false };
     if let Load::Firmware(fw) = &m.load {
         let (p, note) = find_firmware(fw, firmware_dir)?;
         files.firmware = Some(p);
@@ -333,20 +338,14 @@ pub fn qemu_args(m: &Machine, files: &BootFiles, log: Option<&Path>) -> Vec<Stri
     }
     a.extend(
         [
-            "-m",
-            m.memory,
-            "-nic",
-            "none",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
+            "-m", m.memory, "-nic", "none", "-display", "none", "-monitor", "none", "-serial",
             "stdio",
-            "-no-reboot",
         ]
         .map(String::from),
     );
+    if !files.reboot_on_reset {
+        a.push("-no-reboot".into());
+    }
     // Only where the image exits through semihosting: elsewhere `hlt` must trap, as on hardware.
     if m.exit() == ExitMethod::Semihosting {
         a.push("-semihosting".into());
@@ -885,7 +884,12 @@ armstop-test: end passed={} failed={} ignored=0",
 
     /// Files for `qemu_args` without touching the file system.
     fn files(image: &str, firmware: Option<&str>) -> BootFiles {
-        BootFiles { image: image.into(), firmware: firmware.map(PathBuf::from), notes: vec![] }
+        BootFiles {
+            image: image.into(),
+            firmware: firmware.map(PathBuf::from),
+            notes: vec![],
+            reboot_on_reset: false,
+        }
     }
 
     fn has(a: &[String], pair: [&str; 2]) -> bool {
@@ -925,6 +929,12 @@ armstop-test: end passed={} failed={} ignored=0",
                 "{}: {a:?}",
                 m.name
             );
+            // A reset ends QEMU, except for an image that resets the machine on purpose.
+            assert!(a.contains(&"-no-reboot".into()), "{}: {a:?}", m.name);
+            let rebooting = BootFiles { reboot_on_reset: true, ..files("/img", Some("/fw")) };
+            let r = qemu_args(m, &rebooting, None);
+            assert!(!r.contains(&"-no-reboot".into()), "{}: {r:?}", m.name);
+            assert_eq!(r.len(), a.len() - 1, "{}: only -no-reboot differs", m.name);
             match board.psci {
                 PsciConduit::Hvc => assert_eq!(m.conduit(), "HVC", "{}", m.name),
                 PsciConduit::Smc => assert_eq!(m.conduit(), "SMC", "{}", m.name),
@@ -1041,7 +1051,12 @@ armstop-test: end passed={} failed={} ignored=0",
         let virt = boot_files(machine("virt-gicv2").unwrap(), suite, &fw).unwrap();
         assert_eq!(
             virt,
-            BootFiles { image: root.join("qemu-virt/suite"), firmware: None, notes: vec![] }
+            BootFiles {
+                image: root.join("qemu-virt/suite"),
+                firmware: None,
+                notes: vec![],
+                reboot_on_reset: false,
+            }
         );
         let tfa = boot_files(machine("raspi4b-tfa").unwrap(), suite, &fw).unwrap();
         assert_eq!(tfa.image, root.join("raspi4-tfa/suite.bin"));

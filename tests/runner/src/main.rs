@@ -3,8 +3,8 @@
 //! ```text
 //! armstop-runner test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S]
 //!                     [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose]
-//!                     --suite NAME... [--selftest-fail NAME] [--selftest-hang NAME]
-//!                     [--selftest-hang-timeout S]
+//!                     --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME]
+//!                     [--selftest-hang NAME] [--selftest-hang-timeout S]
 //! armstop-runner boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb]
 //!                     [--log-dir DIR] NAME|PATH
 //! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
@@ -13,7 +13,8 @@
 //! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
 //! boot firmware (TF-A for `raspi4b-tfa`) is looked for in DIR, by default `ROOT/../pi-firmware`.
 //! `boot` also takes a path (anything with a `/`). `--qemu PATH` (or `ARMSTOP_QEMU`) names the
-//! QEMU binary. `test` runs every machine unless told otherwise, ends with the line
+//! QEMU binary. A `--reboot-suite` image is a suite that resets the machine on purpose: it is
+//! booted so that a reset reboots the machine, where every other image ends QEMU on a reset. `test` runs every machine unless told otherwise, ends with the line
 //! `N passed, N failed` and exits 0 only if nothing failed.
 
 use std::collections::VecDeque;
@@ -54,13 +55,15 @@ struct Options {
     images: PathBuf,
     firmware_dir: PathBuf,
     suites: Vec<String>,
+    /// Of `suites`, the images that reset the machine on purpose (booted so that it reboots).
+    reboot_suites: Vec<String>,
     selftest_fail: Option<String>,
     selftest_hang: Option<String>,
     args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -86,6 +89,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         images: PathBuf::from("target/images"),
         firmware_dir: PathBuf::new(),
         suites: vec![],
+        reboot_suites: vec![],
         selftest_fail: None,
         selftest_hang: None,
         args: vec![],
@@ -112,6 +116,11 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--images" => o.images = value("a directory")?.into(),
             "--firmware-dir" => firmware_dir = Some(value("a directory")?.into()),
             "--suite" => o.suites.push(value("an image name")?),
+            "--reboot-suite" => {
+                let name = value("an image name")?;
+                o.suites.push(name.clone());
+                o.reboot_suites.push(name);
+            }
             "--selftest-fail" => o.selftest_fail = Some(value("an image name")?),
             "--selftest-hang" => o.selftest_hang = Some(value("an image name")?),
             "--verbose" => o.verbose = true,
@@ -269,8 +278,14 @@ struct Plan {
 fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
     let files =
         |name: &str| boot_files(m, ImageRef::Named { root: &o.images, name }, &o.firmware_dir);
-    let suites =
-        o.suites.iter().map(|n| Ok((n.clone(), files(n)?))).collect::<Result<Vec<_>, String>>()?;
+    let suites = o
+        .suites
+        .iter()
+        .map(|n| {
+            let f = BootFiles { reboot_on_reset: o.reboot_suites.contains(n), ..files(n)? };
+            Ok((n.clone(), f))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let selftest_fail = o.selftest_fail.as_deref().map(files).transpose()?;
     let selftest_hang = o.selftest_hang.as_deref().map(files).transpose()?;
     let mut notes: Vec<String> = Vec::new();
@@ -482,7 +497,8 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
 /// the image name and the firmware file that would be used.
 fn describe(o: &Options, m: &Machine) -> String {
     let image = ImageRef::Named { root: &o.images, name: "<image>" };
-    let mut files = BootFiles { image: image.path(m), firmware: None, notes: vec![] };
+    let mut files =
+        BootFiles { image: image.path(m), firmware: None, notes: vec![], reboot_on_reset: false };
     if let Load::Firmware(fw) = &m.load {
         match find_firmware(fw, &o.firmware_dir) {
             Ok((p, note)) => {
@@ -547,6 +563,18 @@ mod tests {
         assert_eq!(o.images, Path::new("target/images"));
         assert_eq!(o.firmware_dir, Path::new("target/pi-firmware"));
         assert_eq!(o.suites, ["suite", "hotplug"]);
+        assert!(o.reboot_suites.is_empty());
+    }
+
+    #[test]
+    fn a_reboot_suite_is_a_suite_that_may_reset() {
+        let (_, o) =
+            parse(&args("test --suite suite --reboot-suite reset --suite hotplug")).unwrap();
+        assert_eq!(o.suites, ["suite", "reset", "hotplug"]);
+        assert_eq!(o.reboot_suites, ["reset"]);
+        let err = |a: &str| parse(&args(a)).err().expect("an error");
+        assert!(err("test --reboot-suite").contains("needs an image name"));
+        assert!(err("test --reboot-suite a/b").contains("image names"));
     }
 
     #[test]
