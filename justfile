@@ -39,12 +39,16 @@ test: build
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's
-# park before Linux's fix, and a CPU marked online before its stopper is enabled.
-# The loom models of the stopper, of hotplug and of the own PSCI provider.
+# park before Linux's fix, and a CPU marked online before its stopper is enabled; last, the
+# sleeping waits' models against a lost wake-up, each of which must deadlock.
+# The loom models of the stopper, of hotplug and of the own PSCI provider (the stopper's and
+# hotplug's with waits that sleep at once, then with spin-only waits).
 loom:
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug -p armstop-psci-provider --test loom
+    ARMSTOP_SPIN_NS=spin RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-stopper -p armstop-hotplug --test loom --features armstop-stopper/pre-fix-park,armstop-hotplug/pre-fix-park
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-hotplug --test loom --features pre-fix-online
+    bash scripts/loom-mutation.sh
 
 # Build the firmware images and the host runner.
 build: build-firmware

@@ -5,6 +5,16 @@
 //! running (Linux's stopper thread has the highest priority); secondaries' idle loops also run
 //! them. Works run with IRQs masked, so a handler never nests inside a work, and a stopper lock
 //! is only taken with IRQs masked, so the handler never finds one held by its own CPU.
+//!
+//! Waits that sleep (once the stoppers' spin budget is spent): `wfi` with IRQs masked, ended
+//! by any pending interrupt. A waiter is woken by [`SGI_WAKE`], which is never taken as an
+//! interrupt on purpose: the sleeper clears it on its own CPU before it announces itself (so a
+//! stale one does not end the sleep at once), and one sent after that stays pending and ends
+//! the `wfi`. One that is still pending when IRQs are unmasked is taken and ended like any SGI,
+//! with no action. A deadline (the watchdog, hotplug's timeouts and polls) arms the EL1
+//! physical timer, whose PPI is enabled on the sleeping CPU but never taken: the sleeper turns
+//! the timer off again before it unmasks IRQs. The kick handler ends its SGI before it runs
+//! works, so a participant sleeping inside it is not held off by the running priority.
 
 use core::fmt;
 
@@ -17,6 +27,8 @@ pub use armstop_stopper::{Caller, CpuMask, NowaitWork, StopError};
 
 /// The SGI that kicks a stopper.
 pub const SGI_STOPPER: u8 = 1;
+/// The SGI that wakes a CPU sleeping in a stopper wait (see the module docs).
+pub const SGI_WAKE: u8 = 2;
 
 /// The target platform for the stopper.
 pub struct Firmware;
@@ -52,6 +64,36 @@ impl Platform for Firmware {
         core::hint::spin_loop();
     }
 
+    fn wake(&self, cpus: CpuMask) {
+        if gic::send_sgi(SGI_WAKE, SgiTarget::Set(cpus)).is_err() {
+            log::error!("stopper wake to CPUs {cpus:#x} refused by the GIC");
+        }
+    }
+
+    fn clear_wake(&self) {
+        gic::clear_sgi_pending(SGI_WAKE);
+    }
+
+    fn sleep(&self, deadline_ns: u64) {
+        use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_CVAL_EL0, Writeable};
+        let timed = deadline_ns != u64::MAX;
+        if timed {
+            // Re-enabled if a GIC re-initialisation (or a test) turned the PPI off since.
+            if !gic::ppi_enabled(gic::PPI_PHYSICAL_TIMER) {
+                let _ = gic::enable_ppi(gic::PPI_PHYSICAL_TIMER, on_sleep_timer);
+            }
+            let at = crate::time::Instant::from_boot(core::time::Duration::from_nanos(deadline_ns));
+            CNTP_CVAL_EL0.set(at.ticks());
+            CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+        }
+        crate::cpu::wait_for_interrupt();
+        if timed {
+            // Off before IRQs are unmasked again, so the timer's PPI is never taken.
+            CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
+            aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         crate::time::Instant::now().since_boot().as_nanos() as u64
     }
@@ -71,6 +113,13 @@ pub const WATCHDOG_NS: u64 = 5_000_000_000;
 
 /// Every CPU's stopper.
 pub static STOPPERS: Stoppers<Firmware, NR_CPUS> = Stoppers::new(Firmware);
+
+/// The sleep timer's PPI handler, for the case the sleeper's own order rules out (the PPI
+/// taken while the timer is armed): stops the timer, so its PPI is not taken again at once.
+fn on_sleep_timer() {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, Writeable};
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
+}
 
 /// Runs this CPU's pending works; called by the SGI handler and the idle loop.
 pub fn on_kick() {

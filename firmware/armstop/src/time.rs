@@ -48,6 +48,12 @@ impl Instant {
         Self::now() - self
     }
 
+    /// The instant `d` after the counter started ([`Instant::since_boot`]'s inverse, rounded
+    /// up to a tick).
+    pub fn from_boot(d: Duration) -> Self {
+        Self(duration_to_ticks(d))
+    }
+
     /// Raw ticks.
     pub fn ticks(self) -> u64 {
         self.0

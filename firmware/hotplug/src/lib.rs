@@ -334,6 +334,24 @@ pub struct Hotplug<'s, S: Platform, P: Power, const N: usize> {
     late_cpus: AtomicU64,
 }
 
+/// How often `cpu_down` asks the firmware whether a dead CPU is off yet, once it sleeps: the
+/// firmware tells nobody when a CPU_OFF completes.
+pub const OFF_POLL_NS: u64 = 10_000;
+
+/// Holds the hotplug lock; once it is released, wakes the CPUs that sleep waiting for it.
+struct LockGuard<'h, 's, S: Platform, P: Power, const N: usize> {
+    h: &'h Hotplug<'s, S, P, N>,
+    g: Option<MutexGuard<'h, ()>>,
+}
+
+impl<S: Platform, P: Power, const N: usize> Drop for LockGuard<'_, '_, S, P, N> {
+    fn drop(&mut self) {
+        // Unlock first: a sleeper woken before it would find the lock still held.
+        drop(self.g.take());
+        self.h.stoppers.notify(self.h.lock_chan());
+    }
+}
+
 const fn bit(cpu: usize) -> CpuMask {
     1 << cpu
 }
@@ -421,8 +439,19 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
         debug_assert!(transition_allowed(from, to));
         self.state[cpu]
             .compare_exchange(from as u32, to as u32, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(CpuState::from_u32)
+            .map_err(CpuState::from_u32)?;
+        // The controlling CPU may sleep waiting for this CPU's report (`wait`).
+        self.stoppers.notify(self.state_chan());
+        Ok(())
+    }
+
+    /// What `wait` sleeps on: any CPU's state change.
+    fn state_chan(&self) -> usize {
+        &self.state as *const [AtomicU32; N] as usize
+    }
+
+    fn lock_chan(&self) -> usize {
+        &self.lock as *const Mutex<()> as usize
     }
 
     /// Moves `cpu` from `from` to `to`. A transition outside the table, or from a state the
@@ -447,28 +476,24 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
 
     /// Takes the hotplug lock, running this CPU's stopper works while it waits (the holder may
     /// be in a `stop_machine` that needs them).
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        loop {
-            if let Some(g) = self.lock.try_lock() {
-                return g;
+    fn lock(&self) -> LockGuard<'_, 's, S, P, N> {
+        let mut guard = None;
+        self.stoppers.wait_until(self.lock_chan(), u64::MAX, || {
+            // Asked again after it held: keep the guard we have.
+            if guard.is_none() {
+                guard = self.lock.try_lock();
             }
-            self.stoppers.wait_step();
-        }
+            guard.is_some()
+        });
+        LockGuard { h: self, g: guard }
     }
 
-    /// Waits until `done()` or `timeout_ns` passes; returns whether `done()` held.
-    fn wait(&self, timeout_ns: u64, mut done: impl FnMut() -> bool) -> bool {
-        let p = self.stoppers.platform();
-        let start = p.now_ns();
-        loop {
-            if done() {
-                return true;
-            }
-            if p.now_ns().saturating_sub(start) > timeout_ns {
-                return done();
-            }
-            self.stoppers.wait_step();
-        }
+    /// Waits until `done()` or `timeout_ns` passes; returns whether `done()` held. `done` must
+    /// read CPU states (whose changes wake a sleeping waiter), or give `poll_ns`, the longest
+    /// sleep between checks of a condition that nobody notifies.
+    fn wait(&self, timeout_ns: u64, poll_ns: u64, done: impl FnMut() -> bool) -> bool {
+        let deadline = self.stoppers.platform().now_ns().saturating_add(timeout_ns);
+        self.stoppers.wait_until_polled(self.state_chan(), deadline, poll_ns, done)
     }
 
     /// For the boot CPU, once, at boot: enables its stopper and marks it online, in the same
@@ -584,7 +609,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
         }
         let t1 = p.now_ns();
         let dead_ns = self.dead_ns.load(Ordering::Relaxed);
-        if !self.wait(dead_ns, || self.state(n) == CpuState::Dead) {
+        if !self.wait(dead_ns, u64::MAX, || self.state(n) == CpuState::Dead) {
             // Losing this race to the dead report just means it made it after all.
             if self.try_transition(n, CpuState::Dying, CpuState::Failed).is_ok() {
                 return Err(DownError::NoDeadReport { waited_ms: dead_ns / 1_000_000 });
@@ -593,7 +618,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
         let t2 = p.now_ns();
         let off_ns = self.off_ns.load(Ordering::Relaxed);
         let mut refused = None;
-        let off = self.wait(off_ns, || match self.power.is_off(n) {
+        let off = self.wait(off_ns, OFF_POLL_NS, || match self.power.is_off(n) {
             Ok(off) => off,
             Err(e) => {
                 refused = Some(e);
@@ -637,7 +662,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
         }
         let t1 = p.now_ns();
         let boot_ns = self.boot_ns.load(Ordering::Relaxed);
-        if !self.wait(boot_ns, || self.state(n) != CpuState::Booting)
+        if !self.wait(boot_ns, u64::MAX, || self.state(n) != CpuState::Booting)
             && self.try_transition(n, CpuState::Booting, CpuState::Failed).is_ok()
         {
             return Err(UpError::Timeout { waited_ms: boot_ns / 1_000_000 });

@@ -43,7 +43,8 @@ type H = Hotplug<'static, LoomPlatform, LoomPower, 2>;
 /// Two CPUs, both online the way the firmware brings them up. Leaked, as the firmware's are
 /// statics (loom checks `Arc`s for leaks, not boxes).
 fn machine() -> &'static H {
-    let s: &'static Stoppers<LoomPlatform, 2> = Box::leak(Box::new(Stoppers::new(LoomPlatform)));
+    let s: &'static Stoppers<LoomPlatform, 2> =
+        Box::leak(Box::new(armstop_stopper::model::stoppers()));
     let hp: &'static H = Box::leak(Box::new(Hotplug::new(s, LoomPower)));
     for cpu in 0..2 {
         set_cpu(cpu);
@@ -142,7 +143,7 @@ fn observe_then_queue_vs_down() {
 fn online_race() {
     builder().check(|| {
         let s: &'static Stoppers<LoomPlatform, 2> =
-            Box::leak(Box::new(Stoppers::new(LoomPlatform)));
+            Box::leak(Box::new(armstop_stopper::model::stoppers()));
         let hp: &'static H = Box::leak(Box::new(Hotplug::new(s, LoomPower)));
         set_cpu(0);
         hp.boot_cpu_online();
@@ -205,5 +206,58 @@ fn stop_two_cpus_vs_down() {
             }
             other => panic!("unexpected {other:?}"),
         }
+    });
+}
+
+/// Power for the sleeping-controller model: cpu1 is off once its thread says so.
+struct OffFlag(&'static loom::sync::atomic::AtomicBool);
+
+impl Power for OffFlag {
+    type Error = NoPsci;
+    fn cpu_on(&self, _: usize) -> Result<(), NoPsci> {
+        Err(NoPsci)
+    }
+    fn is_off(&self, _: usize) -> Result<bool, NoPsci> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+    fn migrate_irqs(&self, _: usize, _: usize) {}
+}
+
+/// `cpu_down(1)` with every wait sleeping at once: the controller sleeps in the stop_machine,
+/// then until cpu1's dead report wakes it, then polls the firmware until cpu1 is off; cpu1's
+/// idle loop sleeps until kicked. Ends with cpu1 off and its stopper parked.
+#[test]
+fn sleep_cpu_down_controller_is_woken() {
+    let mut b = builder();
+    b.preemption_bound = Some(2);
+    b.max_branches = 10_000;
+    b.check(|| {
+        let off: &'static loom::sync::atomic::AtomicBool =
+            Box::leak(Box::new(loom::sync::atomic::AtomicBool::new(false)));
+        let s: &'static Stoppers<LoomPlatform, 2> =
+            Box::leak(Box::new(armstop_stopper::model::stoppers()));
+        let hp: &'static Hotplug<'static, LoomPlatform, OffFlag, 2> =
+            Box::leak(Box::new(Hotplug::new(s, OffFlag(off))));
+        for cpu in 0..2 {
+            set_cpu(cpu);
+            hp.boot_cpu_online();
+        }
+        let dying = loom::thread::spawn(move || {
+            set_cpu(1);
+            loop {
+                s.run_works();
+                if hp.dying_step() == Step::PowerOff {
+                    off.store(true, Ordering::SeqCst);
+                    break;
+                }
+                loom::thread::park();
+            }
+        });
+        set_cpu(0);
+        let r = hp.cpu_down(1);
+        dying.join().unwrap();
+        assert!(r.is_ok(), "cpu_down failed: {:?}", r.err().map(|e| e.to_string()));
+        assert_eq!(hp.state(1), CpuState::Off);
+        assert!(s.is_parked(1));
     });
 }

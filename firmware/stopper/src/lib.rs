@@ -54,6 +54,25 @@ pub trait Platform: Sync {
     fn irq_restore(&self, saved: usize);
     /// Spin-wait hint (and, under loom, a yield).
     fn relax(&self);
+    /// Wakes the CPUs of `cpus` from [`Platform::sleep`] (an SGI on the target). A wake sent
+    /// after the target's last [`Platform::clear_wake`] must end its next `sleep` (it stays
+    /// pending until then, as an SGI does). Never called with a stopper lock held. The default
+    /// does nothing: a platform without it must not sleep either (see `sleep`'s default).
+    fn wake(&self, cpus: CpuMask) {
+        let _ = cpus;
+    }
+    /// Discards the wakes sent to this CPU so far (clears its pending wake SGI), so that a
+    /// stale one does not end the next `sleep` at once. Called with IRQs masked, before the
+    /// sleeper announces itself; must complete before it returns.
+    fn clear_wake(&self) {}
+    /// Sleeps until a wake (see [`Platform::wake`]), a kick, any other interrupt, or the time
+    /// `deadline_ns` ([`Platform::now_ns`]'s clock; `u64::MAX`: none); may return early. Called
+    /// with IRQs masked (a pending interrupt still ends it, as `wfi` does). The default only
+    /// relaxes: a platform that cannot sleep spins.
+    fn sleep(&self, deadline_ns: u64) {
+        let _ = deadline_ns;
+        self.relax();
+    }
     /// Monotonic time in nanoseconds, for the watchdog.
     fn now_ns(&self) -> u64;
     /// Prints a diagnostic line (watchdog reports, detected bugs).
@@ -105,20 +124,31 @@ impl fmt::Display for StopError {
 pub struct Done {
     nr_todo: AtomicUsize,
     ret: AtomicI32,
+    /// The CPU that waits for it, to be woken by the last `signal`.
+    waiter: usize,
 }
 
 impl Done {
-    fn new(n: usize) -> Self {
-        Self { nr_todo: AtomicUsize::new(n), ret: AtomicI32::new(0) }
+    fn new(n: usize, waiter: usize) -> Self {
+        Self { nr_todo: AtomicUsize::new(n), ret: AtomicI32::new(0), waiter }
     }
 
-    /// Records `ret` and counts one work finished (or not queued). The waiter may free `self`
-    /// as soon as the count reaches zero, so this is the last access.
-    fn signal(&self, ret: i32) {
+    /// Records `ret` and counts one work finished (or not queued); the last one wakes the
+    /// waiter if it sleeps. The waiter may free `self` as soon as the count reaches zero, so
+    /// the decrement is the last access: the wake goes through the stoppers' sleeper table,
+    /// keyed by this `Done`'s address, which is only compared, never dereferenced.
+    fn signal<P: Platform, const N: usize>(&self, ret: i32, s: &Stoppers<P, N>) {
         if ret != 0 {
             let _ = self.ret.compare_exchange(0, ret, Ordering::Relaxed, Ordering::Relaxed);
         }
-        self.nr_todo.fetch_sub(1, Ordering::AcqRel);
+        let (chan, waiter) = (self.chan(), self.waiter);
+        if self.nr_todo.fetch_sub(1, Ordering::AcqRel) == 1 {
+            s.notify_cpu(chan, waiter);
+        }
+    }
+
+    fn chan(&self) -> usize {
+        self as *const Self as usize
     }
 
     fn finished(&self) -> bool {
@@ -286,7 +316,20 @@ pub struct Stats {
     pub park_with_works: u64,
     /// Watchdog reports printed.
     pub watchdog_reports: u64,
+    /// Times a waiter went to sleep after its spin budget ran out.
+    pub sleeps: u64,
+    /// Wakes sent to sleeping waiters (one per CPU woken).
+    pub wakes: u64,
 }
+
+/// The spin budget that means "never sleep": every wait spins, as Linux's `multi_cpu_stop`.
+pub const SPIN_ONLY: u64 = u64::MAX;
+
+/// The default spin budget ([`Stoppers::set_spin_ns`]): long enough that on hardware, where a
+/// stop request completes in a few microseconds, waits stay on the spin path; short enough
+/// that a waiter whose CPU is needed elsewhere (a vCPU on an overcommitted host) gives it back
+/// soon.
+pub const DEFAULT_SPIN_NS: u64 = 20_000;
 
 /// Every CPU's stopper, and the request API.
 pub struct Stoppers<P: Platform, const N: usize> {
@@ -300,6 +343,13 @@ pub struct Stoppers<P: Platform, const N: usize> {
     in_progress_retries: AtomicU64,
     park_with_works: AtomicU64,
     watchdog_reports: AtomicU64,
+    /// How long a wait spins before it sleeps ([`SPIN_ONLY`]: never sleeps).
+    spin_ns: AtomicU64,
+    /// Per CPU: what it sleeps on (a channel: the address of what it waits for), 0 if awake.
+    /// Written by the sleeper only; read by every notifier (see `sleep_once`).
+    sleepers: [AtomicUsize; N],
+    sleeps: AtomicU64,
+    wakes: AtomicU64,
 }
 
 // SAFETY: all shared state is in atomics and mutexes; the raw work pointers in the lists are
@@ -324,6 +374,10 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 in_progress_retries: AtomicU64::new(0),
                 park_with_works: AtomicU64::new(0),
                 watchdog_reports: AtomicU64::new(0),
+                spin_ns: AtomicU64::new(DEFAULT_SPIN_NS),
+                sleepers: crate::array_of![AtomicUsize::new(0); N],
+                sleeps: AtomicU64::new(0),
+                wakes: AtomicU64::new(0),
             }
         }
     }
@@ -345,7 +399,21 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             in_progress_retries: self.in_progress_retries.load(Ordering::Relaxed),
             park_with_works: self.park_with_works.load(Ordering::Relaxed),
             watchdog_reports: self.watchdog_reports.load(Ordering::Relaxed),
+            sleeps: self.sleeps.load(Ordering::Relaxed),
+            wakes: self.wakes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Sets how long every wait (a requester's, a multi-CPU stop participant's, the back-offs,
+    /// and hotplug's through [`Stoppers::wait_until`]) spins before it sleeps until woken:
+    /// [`SPIN_ONLY`] never sleeps, 0 sleeps at once. Takes effect from the next wait.
+    pub fn set_spin_ns(&self, ns: u64) {
+        self.spin_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// The spin budget ([`Stoppers::set_spin_ns`]).
+    pub fn spin_ns(&self) -> u64 {
+        self.spin_ns.load(Ordering::Relaxed)
     }
 
     /// Whether `cpu`'s stopper accepts works.
@@ -417,7 +485,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             if enabled {
                 list.push_back(erase(work));
             } else if let Some(done) = work.done {
-                done.signal(0);
+                done.signal(0, self);
             }
             enabled
         };
@@ -479,7 +547,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 p.store(false, Ordering::Release);
             }
             if let Some(d) = done {
-                d.signal(ret);
+                d.signal(ret, self);
             }
             ran += 1;
         }
@@ -496,18 +564,151 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// Waits for `done`. The calling CPU's own stopper may be among those waited for, so
     /// waiting means running it (as Linux's stopper thread would preempt the waiter).
     fn wait(&self, done: &Done, waiting_for: CpuMask) {
-        let start = self.platform.now_ns();
-        let mut reported = false;
-        while !done.finished() {
-            if self.wait_step() {
+        let limit = self.watchdog_ns.load(Ordering::Relaxed);
+        let deadline =
+            if limit == 0 { u64::MAX } else { self.platform.now_ns().saturating_add(limit) };
+        if !self.wait_until(done.chan(), deadline, || done.finished()) {
+            self.report_stuck("stop request", waiting_for, limit);
+            self.wait_until(done.chan(), u64::MAX, || done.finished());
+        }
+    }
+
+    /// Waits until `cond()` holds, or until `deadline_ns` ([`Platform::now_ns`]'s clock;
+    /// `u64::MAX`: no deadline) has passed; returns whether `cond()` held. Meanwhile it runs
+    /// this CPU's stopper works (what it waits for may need them: a stopper preempts its CPU's
+    /// waiter), spins for the spin budget ([`Stoppers::set_spin_ns`]), then sleeps until
+    /// whoever makes `cond()` true calls [`Stoppers::notify`] with the same `chan`.
+    ///
+    /// `chan` names what is waited for (by convention the address of the state `cond` reads);
+    /// every change that can make `cond()` true must be followed by `notify(chan)`, or a
+    /// sleeping waiter sleeps on until its deadline. Call with IRQs enabled (a kick to this CPU
+    /// is then taken, and its works run, while it sleeps).
+    pub fn wait_until(
+        &self,
+        chan: usize,
+        deadline_ns: u64,
+        mut cond: impl FnMut() -> bool,
+    ) -> bool {
+        self.wait_loop(chan, deadline_ns, u64::MAX, true, &mut cond)
+    }
+
+    /// [`Stoppers::wait_until`] for a condition that nobody notifies (firmware state polled
+    /// through a call, such as PSCI AFFINITY_INFO): once the spin budget is spent it sleeps at
+    /// most `poll_ns` at a time between checks. A notify on `chan` still ends a sleep early.
+    pub fn wait_until_polled(
+        &self,
+        chan: usize,
+        deadline_ns: u64,
+        poll_ns: u64,
+        mut cond: impl FnMut() -> bool,
+    ) -> bool {
+        self.wait_loop(chan, deadline_ns, poll_ns, true, &mut cond)
+    }
+
+    /// [`Stoppers::wait_until`]'s loop; `run_works: false` for waits inside a work (a
+    /// multi-CPU stop's participant, which must not run other works) or with IRQs masked.
+    fn wait_loop(
+        &self,
+        chan: usize,
+        deadline_ns: u64,
+        poll_ns: u64,
+        run_works: bool,
+        cond: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        let p = &self.platform;
+        let me = p.cpu_id();
+        let spin_ns = self.spin_ns.load(Ordering::Relaxed);
+        let start = p.now_ns();
+        loop {
+            if cond() {
+                return true;
+            }
+            if run_works && self.has_work(me) {
+                self.run_works();
                 continue;
             }
-            let limit = self.watchdog_ns.load(Ordering::Relaxed);
-            if !reported && limit != 0 && self.platform.now_ns().saturating_sub(start) > limit {
-                reported = true;
-                self.report_stuck("stop request", waiting_for, limit);
+            let now = p.now_ns();
+            if now >= deadline_ns {
+                return cond();
+            }
+            if spin_ns == SPIN_ONLY || now.saturating_sub(start) < spin_ns {
+                p.relax();
+            } else {
+                let until = deadline_ns.min(now.saturating_add(poll_ns));
+                self.sleep_once(chan, until, run_works, cond);
+                // A relax per wake too: the platform's hook (the activity LED) keeps running
+                // while a waiter is woken by an interrupt it cannot take.
+                p.relax();
             }
         }
+    }
+
+    /// One sleep of a waiter on `chan`, free of lost wake-ups: the sleeper announces itself in
+    /// `sleepers`, then checks `cond` again; a notifier changes what `cond` reads, then looks at
+    /// `sleepers`. With a SeqCst fence on each side (a store→load pattern, so acquire/release
+    /// would not do), at least one of them sees the other's write: either the sleeper sees
+    /// `cond()` true and does not sleep, or the notifier sees it announced and wakes it. The
+    /// wake cannot be lost between the check and the sleep: stale wakes are cleared *before*
+    /// the announcement, and one sent after it stays pending until `sleep` returns.
+    fn sleep_once(
+        &self,
+        chan: usize,
+        deadline_ns: u64,
+        run_works: bool,
+        cond: &mut dyn FnMut() -> bool,
+    ) {
+        let p = &self.platform;
+        let me = p.cpu_id();
+        // Masked, so that a kick landing after the check below stays pending and ends the
+        // sleep (it is taken, and its works run, when IRQs are restored).
+        let irq = p.irq_save();
+        p.clear_wake();
+        #[cfg(feature = "mutation-lost-wakeup")]
+        // Test only: the classic lost wake-up, checking before announcing.
+        let idle = !(cond() || run_works && self.has_work(me));
+        self.sleepers[me].store(chan, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        #[cfg(not(feature = "mutation-lost-wakeup"))]
+        let idle = !(cond() || run_works && self.has_work(me));
+        if idle {
+            self.sleeps.fetch_add(1, Ordering::Relaxed);
+            p.sleep(deadline_ns);
+        }
+        self.sleepers[me].store(0, Ordering::Relaxed);
+        p.irq_restore(irq);
+    }
+
+    /// Wakes every CPU sleeping on `chan` ([`Stoppers::wait_until`]). Call after the change
+    /// that the sleepers wait for; never with a stopper lock held.
+    pub fn notify(&self, chan: usize) {
+        self.notify_mask(chan, CpuMask::MAX);
+    }
+
+    /// [`Stoppers::notify`], for a channel only `cpu` can sleep on.
+    fn notify_cpu(&self, chan: usize, cpu: usize) {
+        if cpu < N {
+            self.notify_mask(chan, bit(cpu));
+        }
+    }
+
+    fn notify_mask(&self, chan: usize, candidates: CpuMask) {
+        // Pairs with the fence in `sleep_once` (see there).
+        fence(Ordering::SeqCst);
+        let mut wake: CpuMask = 0;
+        for cpu in (0..N).filter(|&c| candidates & bit(c) != 0) {
+            if self.sleepers[cpu].load(Ordering::Relaxed) == chan {
+                wake |= bit(cpu);
+            }
+        }
+        if wake != 0 {
+            self.wakes.fetch_add(u64::from(wake.count_ones()), Ordering::Relaxed);
+            self.platform.wake(wake);
+        }
+    }
+
+    /// Whether `cpu` sleeps in a wait right now (a snapshot, for tests and diagnostics).
+    pub fn is_sleeping(&self, cpu: usize) -> bool {
+        cpu < N && self.sleepers[cpu].load(Ordering::Relaxed) != 0
     }
 
     fn report_stuck(&self, what: &str, cpus: CpuMask, limit: u64) {
@@ -533,7 +734,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         Self::check_cpu(cpu)?;
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
-        let done = Done::new(1);
+        let done = Done::new(1, self.platform.cpu_id());
         let work = Work::new(&f, Some(&done), caller);
         // SAFETY: `work`, `f` and `done` live until `wait` sees the work completed.
         if !unsafe { self.queue_work(cpu, &work) } {
@@ -580,7 +781,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         let ms = MultiStop::new(&f, 2, bit(a), &self.platform);
         let run = |_: ()| ms.run(self);
         let run = move || run(());
-        let done = Done::new(2);
+        let done = Done::new(2, self.platform.cpu_id());
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
         let w_lo = Work::new(&run, Some(&done), caller);
         let w_hi = Work::new(&run, Some(&done), caller);
@@ -634,9 +835,12 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 Ok(true) => return Ok(()),
                 Ok(false) => {
                     self.in_progress_retries.fetch_add(1, Ordering::Relaxed);
-                    while self.stop_cpus_in_progress.load(Ordering::Acquire) {
-                        self.platform.relax();
-                    }
+                    // The queueing CPU has IRQs masked and is done in a moment; this CPU's own
+                    // works are not needed for it to finish.
+                    let chan = self.in_progress_chan();
+                    self.wait_loop(chan, u64::MAX, u64::MAX, false, &mut || {
+                        !self.stop_cpus_in_progress.load(Ordering::Acquire)
+                    });
                 }
                 Err(e) => return Err(e),
             }
@@ -660,7 +864,16 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         }
         self.stop_cpus_in_progress.store(false, Ordering::Release);
         self.platform.irq_restore(irq);
+        self.notify(self.in_progress_chan());
         queued
+    }
+
+    fn in_progress_chan(&self) -> usize {
+        &self.stop_cpus_in_progress as *const AtomicBool as usize
+    }
+
+    fn stop_cpus_chan(&self) -> usize {
+        &self.stop_cpus_mutex as *const Mutex<()> as usize
     }
 
     fn stop_cpus_locked(
@@ -669,7 +882,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         f: &(dyn Fn() -> i32 + Sync),
         caller: Caller,
     ) -> Result<i32, StopError> {
-        let done = Done::new(mask.count_ones() as usize);
+        let done = Done::new(mask.count_ones() as usize, self.platform.cpu_id());
         let works: [Work<'_>; N] = core::array::from_fn(|_| Work::new(f, Some(&done), caller));
         // SAFETY: `works` and `done` live until `wait` sees every work completed.
         if !unsafe { self.queue_stop_cpus_work(mask, &works) } {
@@ -705,18 +918,23 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         Self::check_mask(mask)?;
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
-        let _g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
+        let g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
+        let _g = StopCpusGuard { s: self, g: Some(g) };
         self.stop_cpus_locked(mask, &f, caller)
     }
 
-    fn lock_stop_cpus(&self) -> sync::MutexGuard<'_, ()> {
-        loop {
-            if let Some(g) = self.stop_cpus_mutex.try_lock() {
-                return g;
+    fn lock_stop_cpus(&self) -> StopCpusGuard<'_, P, N> {
+        let mut guard = None;
+        // Waiting for another stop_cpus, whose works may include one for this CPU: they run
+        // while waiting.
+        self.wait_until(self.stop_cpus_chan(), u64::MAX, || {
+            // `cond` may be asked again after it held: keep the guard we have.
+            if guard.is_none() {
+                guard = self.stop_cpus_mutex.try_lock();
             }
-            // Waiting for another stop_cpus, whose works may include one for this CPU.
-            self.wait_step();
-        }
+            guard.is_some()
+        });
+        StopCpusGuard { s: self, g: guard }
     }
 
     /// Stops every CPU whose stopper is enabled, with IRQs masked, and runs `f` on the CPUs of
@@ -789,7 +1007,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                     p.store(false, Ordering::Release);
                 }
                 if let Some(d) = done {
-                    d.signal(0);
+                    d.signal(0, self);
                 }
             }
             stopper.enabled.store(false, Ordering::Relaxed);
@@ -815,6 +1033,20 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         let stopper = &self.cpus[cpu];
         stopper.parked.store(false, Ordering::Relaxed);
         stopper.enabled.store(true, Ordering::Release);
+    }
+}
+
+/// Holds `stop_cpus_mutex`; once it is released, wakes the CPUs that sleep waiting for it.
+struct StopCpusGuard<'a, P: Platform, const N: usize> {
+    s: &'a Stoppers<P, N>,
+    g: Option<sync::MutexGuard<'a, ()>>,
+}
+
+impl<P: Platform, const N: usize> Drop for StopCpusGuard<'_, P, N> {
+    fn drop(&mut self) {
+        // Unlock first: a sleeper woken before it would find the mutex still held.
+        drop(self.g.take());
+        self.s.notify(self.s.stop_cpus_chan());
     }
 }
 
@@ -903,11 +1135,16 @@ impl<'a> MultiStop<'a> {
         self.state.store(state, Ordering::Release);
     }
 
-    /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next.
-    fn ack_state(&self, cpu: usize, p: &impl Platform) {
+    /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next,
+    /// and wakes those that sleep waiting for it.
+    fn ack_state<P: Platform, const N: usize>(&self, cpu: usize, s: &Stoppers<P, N>) {
         self.acked.fetch_or(bit(cpu), Ordering::Relaxed);
         if self.thread_ack.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.set_state(self.state.load(Ordering::Relaxed) + 1, p);
+            let next = self.state.load(Ordering::Relaxed) + 1;
+            self.set_state(next, &s.platform);
+            // After EXIT, `self` lives until every participant has signalled its work done,
+            // which this CPU has not yet: the channel is still this state word.
+            s.notify(self.chan());
         }
     }
 
@@ -920,29 +1157,42 @@ impl<'a> MultiStop<'a> {
         let mut cur = MultiStopState::None;
         let mut err = 0;
         loop {
-            p.relax();
-            let new = MultiStopState::from_u32(self.state.load(Ordering::Acquire));
-            if new != cur {
-                cur = new;
-                match cur {
-                    // IRQs are already masked by the stopper loop; masking again keeps the
-                    // state machine's meaning if a platform runs works with IRQs enabled.
-                    MultiStopState::DisableIrq => {
-                        let _ = p.irq_save();
-                    }
-                    MultiStopState::Run if is_active => err = (self.func)(),
-                    _ => {}
-                }
-                self.ack_state(cpu, p);
+            let limit = s.watchdog_ns.load(Ordering::Relaxed);
+            let deadline = if limit == 0 || self.reported.load(Ordering::Relaxed) == cur as u32 + 1
+            {
+                u64::MAX
             } else {
+                self.state_since.load(Ordering::Relaxed).saturating_add(limit).saturating_add(1)
+            };
+            // Inside a work with IRQs masked: wait without running other works.
+            let changed = s.wait_loop(self.chan(), deadline, u64::MAX, false, &mut || {
+                self.state.load(Ordering::Acquire) != cur as u32
+            });
+            if !changed {
                 self.watchdog(s, cur);
+                continue;
             }
+            cur = MultiStopState::from_u32(self.state.load(Ordering::Acquire));
+            match cur {
+                // IRQs are already masked by the stopper loop; masking again keeps the state
+                // machine's meaning if a platform runs works with IRQs enabled.
+                MultiStopState::DisableIrq => {
+                    let _ = p.irq_save();
+                }
+                MultiStopState::Run if is_active => err = (self.func)(),
+                _ => {}
+            }
+            self.ack_state(cpu, s);
             if cur == MultiStopState::Exit {
                 break;
             }
         }
         p.irq_restore(irq);
         err
+    }
+
+    fn chan(&self) -> usize {
+        &self.state as *const AtomicU32 as usize
     }
 
     fn watchdog<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>, cur: MultiStopState) {

@@ -23,7 +23,7 @@ fn builder() -> loom::model::Builder {
 #[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
 fn queue_vs_park() {
     builder().check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
         s.stop_machine_unpark(0);
         s.stop_machine_unpark(1);
         // A nowait work's buffer and function are 'static; leak them (not an Arc: loom checks
@@ -62,7 +62,7 @@ fn queue_vs_park() {
 #[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
 fn stop_one_cpu_vs_park() {
     builder().check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
         s.stop_machine_unpark(0);
         s.stop_machine_unpark(1);
         let ran = Arc::new(AtomicUsize::new(0));
@@ -102,7 +102,7 @@ fn stop_two_cpus_vs_stop_machine() {
     let mut b = builder();
     b.preemption_bound = Some(2);
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
         s.stop_machine_unpark(0);
         s.stop_machine_unpark(1);
         let two = Arc::new(AtomicUsize::new(0));
@@ -157,7 +157,7 @@ fn stop_machine_ack_counter() {
     // The serving CPU polls until the request is done; every poll is a branch.
     b.max_branches = 10_000;
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(Stoppers::new(LoomPlatform));
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
         s.stop_machine_unpark(0);
         s.stop_machine_unpark(1);
         let finished = Arc::new(AtomicUsize::new(0));
@@ -184,5 +184,120 @@ fn stop_machine_ack_counter() {
         server.join().unwrap();
         assert_eq!(result, Ok(0));
         assert_eq!(ran.load(Ordering::SeqCst), 1 << 8, "once on cpu1, never on cpu0");
+    });
+}
+
+// ---- Sleeping waits: every model below runs with a spin budget of 0, so each wait sleeps as
+// soon as it finds nothing to do, and a wake-up that is lost leaves a thread parked for good,
+// which loom reports as a deadlock. Under `--features mutation-lost-wakeup` (a waiter that
+// checks before it announces itself) each must fail that way: `just loom` runs them one by one
+// and requires loom's deadlock report (loom aborts the process there, so should_panic cannot).
+
+/// A CPU's idle loop as the firmware runs it: run the stopper's works, then sleep until kicked
+/// (`wfi`; here a park, ended by the kick's unpark), until `finished` reaches `n`.
+fn idle_loop(s: &Stoppers<LoomPlatform, 2>, finished: &AtomicUsize, n: usize) {
+    loop {
+        s.run_works();
+        if finished.load(Ordering::SeqCst) >= n {
+            break;
+        }
+        loom::thread::park();
+    }
+}
+
+/// A requester sleeping on its `stop_one_cpu` is woken by the work's completion, and the
+/// function's value reaches it.
+#[test]
+fn sleep_requester_is_woken() {
+    builder().check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, f1) = (s.clone(), finished.clone());
+        let server = loom::thread::spawn(move || {
+            set_cpu(1);
+            idle_loop(&s1, &f1, 1);
+        });
+        set_cpu(0);
+        let r = s.stop_one_cpu(1, || 7);
+        finished.store(1, Ordering::SeqCst);
+        s.platform().kick(1);
+        server.join().unwrap();
+        assert_eq!(r, Ok(7));
+    });
+}
+
+/// Both participants of a two-CPU `stop_machine` sleep between states and are woken by
+/// whoever moves the state machine on; the function runs once, on the active CPU.
+#[test]
+fn sleep_participants_are_woken() {
+    let mut b = builder();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, f1) = (s.clone(), finished.clone());
+        let server = loom::thread::spawn(move || {
+            set_cpu(1);
+            idle_loop(&s1, &f1, 1);
+        });
+        set_cpu(0);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (r, s2) = (ran.clone(), s.clone());
+        let result = s.stop_machine(
+            move || {
+                r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
+                0
+            },
+            Some(0b10),
+        );
+        finished.store(1, Ordering::SeqCst);
+        s.platform().kick(1);
+        server.join().unwrap();
+        assert_eq!(result, Ok(0));
+        assert_eq!(ran.load(Ordering::SeqCst), 1 << 8, "once on cpu1, never on cpu0");
+        assert!(!s.is_sleeping(0) && !s.is_sleeping(1));
+    });
+}
+
+/// Two `stop_cpus` from two CPUs at once: the one that waits for the other's mutex sleeps,
+/// runs the other's work on its own CPU when kicked, and is woken when the mutex is free.
+#[test]
+fn sleep_stop_cpus_mutex_waiter_is_woken() {
+    let mut b = builder();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
+        s.stop_machine_unpark(0);
+        s.stop_machine_unpark(1);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, r1, f1) = (s.clone(), ran.clone(), finished.clone());
+        let other = loom::thread::spawn(move || {
+            set_cpu(1);
+            let r = s1.stop_cpus(0b01, move || {
+                r1.fetch_add(1, Ordering::SeqCst);
+                1
+            });
+            f1.fetch_add(1, Ordering::SeqCst);
+            s1.platform().kick(0);
+            idle_loop(&s1, &f1, 2);
+            r
+        });
+        set_cpu(0);
+        let r0 = ran.clone();
+        let mine = s.stop_cpus(0b10, move || {
+            r0.fetch_add(0x100, Ordering::SeqCst);
+            2
+        });
+        finished.fetch_add(1, Ordering::SeqCst);
+        s.platform().kick(1);
+        idle_loop(&s, &finished, 2);
+        assert_eq!(other.join().unwrap(), Ok(1));
+        assert_eq!(mine, Ok(2));
+        assert_eq!(ran.load(Ordering::SeqCst), 0x101, "each function once");
     });
 }

@@ -449,6 +449,16 @@ pub fn disable_cpu() {
     }
 }
 
+/// Clears SGI `sgi`'s pending state on the calling CPU (from every sender), and waits until the
+/// GIC has it: an SGI sent after this returns is pending again.
+pub fn clear_sgi_pending(sgi: u8) {
+    match driver() {
+        Driver::V2(g) => g.clear_sgi_pending(sgi),
+        Driver::V3(g) => g.clear_sgi_pending(sgi),
+    }
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+}
+
 /// Whether an interrupt is pending for this CPU right now (without acknowledging it).
 pub fn pending_on_this_cpu() -> Option<u32> {
     match driver() {

@@ -224,6 +224,15 @@ impl GicV2 {
         bank::read_bit(&self.gicd.isenabler, intid)
     }
 
+    /// Clears SGI `sgi`'s pending state on this CPU, from every source (banked
+    /// `GICD_CPENDSGIR`), and reads it back so the clear has reached the distributor before
+    /// the caller goes on (a posted write could land after a later SGI).
+    pub fn clear_sgi_pending(&self, sgi: u8) {
+        let r = &self.gicd.cpendsgir[usize::from(sgi / 4)];
+        r.set(0xff << ((sgi % 4) * 8));
+        let _ = r.get();
+    }
+
     /// Stops this CPU's interface from signalling interrupts (before it powers off).
     pub fn disable_cpu(&self) {
         self.gicc.ctlr.set(0);

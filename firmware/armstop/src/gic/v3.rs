@@ -323,6 +323,14 @@ impl GicV3 {
         sgi.icpendr0.set(1 << intid);
     }
 
+    /// Clears SGI `sgi`'s pending state on this CPU (its redistributor's `GICR_ICPENDR0`), and
+    /// reads it back so the clear has reached the redistributor before the caller goes on.
+    pub fn clear_sgi_pending(&self, sgi: u8) {
+        let (_, frame) = self.frames();
+        frame.icpendr0.set(1 << sgi);
+        let _ = frame.icpendr0.get();
+    }
+
     /// Whether PPI `intid` is enabled on this CPU.
     pub fn ppi_enabled(&self, intid: u32) -> bool {
         let (_, sgi) = self.frames();

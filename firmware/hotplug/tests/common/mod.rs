@@ -72,6 +72,19 @@ impl Platform for HostPlatform {
     fn relax(&self) {
         thread::yield_now();
     }
+    fn wake(&self, cpus: u64) {
+        for cpu in (0..N).filter(|c| cpus & (1 << c) != 0) {
+            self.0.wake(cpu);
+        }
+    }
+    // No deadline: park for good, so a lost wake-up hangs (and fails) the test.
+    fn sleep(&self, deadline_ns: u64) {
+        if deadline_ns == u64::MAX {
+            thread::park();
+        } else if let Some(left) = deadline_ns.checked_sub(self.now_ns()) {
+            thread::park_timeout(Duration::from_nanos(left));
+        }
+    }
     fn now_ns(&self) -> u64 {
         self.0.start.elapsed().as_nanos() as u64
     }
@@ -153,6 +166,13 @@ impl Machine {
         }));
         let s: &'static S = Box::leak(Box::new(Stoppers::new(HostPlatform(hw))));
         s.set_watchdog(10_000_000_000);
+        // Every wait sleeps at once unless ARMSTOP_SPIN_NS says otherwise (a number of ns, or
+        // `spin`): the sleep path is the one with wake-ups to lose.
+        s.set_spin_ns(match std::env::var("ARMSTOP_SPIN_NS").as_deref() {
+            Ok("spin") => armstop_stopper::SPIN_ONLY,
+            Ok(v) => v.parse().expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`"),
+            Err(_) => 0,
+        });
         let hp: &'static H = Box::leak(Box::new(Hotplug::new(s, HostPower(hw))));
         hp.set_timeouts(Timeouts {
             boot_ns: 5_000_000_000,

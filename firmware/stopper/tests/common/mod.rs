@@ -44,6 +44,25 @@ impl Platform for HostPlatform {
         std::hint::spin_loop();
         thread::yield_now();
     }
+    fn wake(&self, cpus: u64) {
+        let threads = self.threads.get().expect("machine started");
+        for (cpu, t) in threads.iter().enumerate() {
+            if cpus & (1 << cpu) != 0 {
+                t.unpark();
+            }
+        }
+    }
+    // A sleep with no deadline parks for good: a lost wake-up hangs the test, which then fails
+    // on its 60 s limit instead of passing late. (Park tokens are the pending wake: a wake
+    // before the park makes it return at once; there is no clearing them, so a stale one only
+    // makes a sleep return early, which the stopper must and does tolerate.)
+    fn sleep(&self, deadline_ns: u64) {
+        if deadline_ns == u64::MAX {
+            thread::park();
+        } else if let Some(left) = deadline_ns.checked_sub(self.now_ns()) {
+            thread::park_timeout(Duration::from_nanos(left));
+        }
+    }
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -51,6 +70,16 @@ impl Platform for HostPlatform {
         let line = args.to_string();
         eprintln!("{line}");
         self.reports.lock().unwrap().push(line);
+    }
+}
+
+/// The spin budget host machines start with: `ARMSTOP_SPIN_NS` (a number, or `spin` for spin
+/// only), else 0.
+pub fn spin_ns_from_env() -> u64 {
+    match std::env::var("ARMSTOP_SPIN_NS").as_deref() {
+        Ok("spin") => armstop_stopper::SPIN_ONLY,
+        Ok(v) => v.parse().expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`"),
+        Err(_) => 0,
     }
 }
 
@@ -73,6 +102,9 @@ impl Machine {
         for cpu in 0..N {
             s.stop_machine_unpark(cpu);
         }
+        // Every wait sleeps at once unless the test asks otherwise (ARMSTOP_SPIN_NS, or
+        // `set_spin_ns`): the sleep path is the one with wake-ups to lose.
+        s.set_spin_ns(spin_ns_from_env());
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..N)
             .map(|cpu| {
