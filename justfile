@@ -26,13 +26,15 @@ run *machines="virt-gicv2 virt-gicv3": build
       {{runner}} boot --images {{images_root}} --machine "$m" --timeout 300 armstop; \
     done
 
-# Host unit tests, the SD-card check, the loom models, then the on-target suite and harness
+# Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
+# kind a few times, Linux once; no timing is checked), then the on-target suite and harness
 # self-tests on every machine of the QEMU matrix, each booting its board's images.
 # Every test (virt and raspi4b machines).
-test: build
+test: build build-bench
     cargo test --quiet
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}}
     just loom
+    cargo run --quiet -p armstop-bench -- --smoke --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench-smoke
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
       --selftest-fail selftest-fail --selftest-hang selftest-hang
@@ -68,6 +70,30 @@ build-firmware:
         llvm-objcopy -O binary {{images_root}}/$b/$i {{images_root}}/$b/$i.bin; \
       done; \
     done
+
+# The release images (`armstop`, for its size, and `bench`) of the boards named, into
+# target/images/<board>/release/.
+# Build the release benchmark images (default: the qemu-virt board).
+build-bench *bench_boards="qemu-virt":
+    for b in {{bench_boards}}; do \
+      ARMSTOP_BOARD=$b RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet --release \
+        --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
+        --target-dir {{fw_dir}}/$b -p armstop -p armstop-target-tests; \
+      mkdir -p {{images_root}}/$b/release; \
+      for i in armstop bench; do \
+        cp {{fw_dir}}/$b/{{fw_target}}/release/$i {{images_root}}/$b/release/$i; \
+        llvm-objcopy -O binary {{images_root}}/$b/release/$i {{images_root}}/$b/release/$i.bin; \
+      done; \
+    done
+
+# armstop's release bench image and Linux 6.1 on the same QEMU machines (default virt-gicv2
+# and virt-gicv3; options go to armstop-bench: `just bench --repeat 5`, `just bench --machines
+# raspi4b-tfa`); table on the console, JSON and SVG plot in target/bench/. See README,
+# "Performance".
+# Benchmark armstop against its floors and Linux on the same QEMU.
+bench *args: (build-bench "qemu-virt raspi4-tfa raspi4-own-psci")
+    cargo build --quiet -p armstop-bench
+    {{justfile_directory()}}/target/debug/armstop-bench --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench {{args}}
 
 # target/sdcard/<variant>/ (the card's files) and target/sdcard/armstop-<variant>.img (MBR +
 # FAT32), each read back and checked first; see README.md, "Raspberry Pi 4".

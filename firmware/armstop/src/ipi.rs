@@ -44,6 +44,19 @@ pub fn send(cpu: usize, msg: Message) -> Result<(), GicError> {
     gic::send_sgi(SGI_IPI, SgiTarget::Cpu(cpu))
 }
 
+/// Sends `msg` to every CPU of the set `cpus` (bit `n` = CPU `n`) with one SGI.
+pub fn send_set(cpus: u64, msg: Message) -> Result<(), GicError> {
+    let n = crate::board::cpu_count();
+    if n < 64 && cpus >> n != 0 {
+        return Err(GicError::BadTarget);
+    }
+    let me = crate::cpu::id();
+    for cpu in (0..n).filter(|&c| cpus & (1 << c) != 0) {
+        PENDING[cpu][me].fetch_or(1 << msg as u32, Ordering::Release);
+    }
+    gic::send_sgi(SGI_IPI, SgiTarget::Set(cpus))
+}
+
 /// Handles this CPU's messages; called from the IRQ handler for [`SGI_IPI`].
 pub fn handle() {
     let me = crate::cpu::id();

@@ -15,6 +15,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
+pub mod bench;
 pub mod board;
 pub mod console;
 pub mod cpu;
