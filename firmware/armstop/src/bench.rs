@@ -9,7 +9,8 @@
 //! throughput, `stop_two_cpus` (with and without the requester), `stop_cpus`, `stop_machine`
 //! on every CPU count from 2 up (CPUs taken down by hotplug to get there), `cpu_down` (and its
 //! `stop_machine` step), `cpu_up` and the full cycle. Each request kind runs with spin-only
-//! waits ([`SPIN_ONLY`]) and with the default spin-then-sleep waits, side by side.
+//! waits ([`SPIN_ONLY`]), with the default spin-then-sleep waits, and with waits that sleep at
+//! once, side by side.
 //!
 //! Output, one line per figure, for `armstop-bench` on the host to parse (all times in ns):
 //! `armstop-bench: figure kind=K mode=M cpus=C n=N min=.. median=.. p99=.. max=.. mean=..`,
@@ -42,8 +43,10 @@ const FLOOR_TIMEOUT: Duration = Duration::from_secs(2);
 /// Works per `stop_one_cpu_nowait` throughput sample.
 const NOWAIT_BATCH: u32 = 16;
 
-/// The wait modes compared: name and spin budget.
-pub const MODES: [(&str, u64); 2] = [("spin", SPIN_ONLY), ("sleep", DEFAULT_SPIN_NS)];
+/// The wait modes compared: name and spin budget. `sleep` is what ships (the default
+/// budget); `sleep0` sleeps as soon as a wait finds nothing to do.
+pub const MODES: [(&str, u64); 3] =
+    [("spin", SPIN_ONLY), ("sleep", DEFAULT_SPIN_NS), ("sleep0", 0)];
 
 /// What a run measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

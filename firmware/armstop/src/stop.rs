@@ -23,7 +23,7 @@ use armstop_stopper::{Platform, Stoppers};
 
 use crate::gic::{self, SgiTarget};
 
-pub use armstop_stopper::{Caller, CpuMask, NowaitWork, StopError};
+pub use armstop_stopper::{Caller, CpuMask, DEFAULT_SPIN_NS, NowaitWork, SPIN_ONLY, StopError};
 
 /// The SGI that kicks a stopper.
 pub const SGI_STOPPER: u8 = 1;
@@ -41,6 +41,12 @@ impl Platform for Firmware {
     fn kick(&self, cpu: usize) {
         if gic::send_sgi(SGI_STOPPER, SgiTarget::Cpu(cpu)).is_err() {
             log::error!("stopper kick to cpu{cpu} refused by the GIC");
+        }
+    }
+
+    fn kick_set(&self, cpus: CpuMask) {
+        if gic::send_sgi(SGI_STOPPER, SgiTarget::Set(cpus)).is_err() {
+            log::error!("stopper kick to CPUs {cpus:#x} refused by the GIC");
         }
     }
 

@@ -47,6 +47,13 @@ pub trait Platform: Sync {
     fn cpu_id(&self) -> usize;
     /// Wakes `cpu`'s stopper loop (an SGI on the target). Never called with a stopper lock held.
     fn kick(&self, cpu: usize);
+    /// Wakes the stopper loops of every CPU in `cpus` ([`Platform::kick`] each, by default; one
+    /// SGI to the set on the target). Never called with a stopper lock held.
+    fn kick_set(&self, cpus: CpuMask) {
+        for cpu in (0..CpuMask::BITS as usize).filter(|c| cpus & (1 << c) != 0) {
+            self.kick(cpu);
+        }
+    }
     /// Masks IRQs on this CPU, returning what to restore. While masked, this CPU's stopper
     /// must not run (on the target, kicks are IRQs): that is the stopper's `preempt_disable`.
     fn irq_save(&self) -> usize;
@@ -273,7 +280,10 @@ pub enum MultiStopState {
     None = 0,
     /// Every participant has entered its stopper.
     Prepare = 1,
-    /// Every participant has masked interrupts.
+    /// Every participant has masked interrupts. Folded into [`MultiStopState::Prepare`] here:
+    /// a participant masks interrupts before it acknowledges PREPARE (works run masked), so once
+    /// every one has, they all have, and the machine goes on to RUN without this round. Kept
+    /// for the numbering and the names in watchdog reports.
     DisableIrq = 2,
     /// The active CPUs run the function.
     Run = 3,
@@ -473,6 +483,20 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// `work` must stay alive and unmoved until it has run (its `done` signalled, or its
     /// `pending` flag cleared) or, if this returns `false`, until this returns.
     unsafe fn queue_work(&self, cpu: usize, work: &Work<'_>) -> bool {
+        // SAFETY: forwarded from the caller.
+        let enabled = unsafe { self.queue_work_unkicked(cpu, work) };
+        // Kick after unlocking: never send an IPI with a stopper lock held.
+        if enabled {
+            self.platform.kick(cpu);
+        }
+        enabled
+    }
+
+    /// [`Stoppers::queue_work`] without the kick, for callers that kick a set at once.
+    ///
+    /// # Safety
+    /// As for `queue_work`; the caller kicks `cpu` if this returns `true`.
+    unsafe fn queue_work_unkicked(&self, cpu: usize, work: &Work<'_>) -> bool {
         let stopper = &self.cpus[cpu];
         let irq = self.platform.irq_save();
         let enabled = {
@@ -490,10 +514,6 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             enabled
         };
         self.platform.irq_restore(irq);
-        // Kick after unlocking: never send an IPI with a stopper lock held.
-        if enabled {
-            self.platform.kick(cpu);
-        }
         enabled
     }
 
@@ -827,8 +847,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 }
             };
             if outcome == Ok(true) {
-                self.platform.kick(lo);
-                self.platform.kick(hi);
+                self.platform.kick_set(bit(lo) | bit(hi));
             }
             self.platform.irq_restore(irq);
             match outcome {
@@ -857,15 +876,22 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         // run its work, and wait for stoppers not yet queued, before the loop is done.
         let irq = self.platform.irq_save();
         self.stop_cpus_in_progress.store(true, Ordering::Release);
-        let mut queued = false;
+        let mut queued: CpuMask = 0;
         for cpu in (0..N).filter(|&c| mask & bit(c) != 0) {
             // SAFETY: forwarded from the caller.
-            queued |= unsafe { self.queue_work(cpu, &works[cpu]) };
+            if unsafe { self.queue_work_unkicked(cpu, &works[cpu]) } {
+                queued |= bit(cpu);
+            }
         }
         self.stop_cpus_in_progress.store(false, Ordering::Release);
+        // One kick for the set, after every lock is released (this CPU's own is taken when
+        // IRQs are restored).
+        if queued != 0 {
+            self.platform.kick_set(queued);
+        }
         self.platform.irq_restore(irq);
         self.notify(self.in_progress_chan());
-        queued
+        queued != 0
     }
 
     fn in_progress_chan(&self) -> usize {
@@ -1125,9 +1151,16 @@ impl<'a> MultiStop<'a> {
         ms
     }
 
-    /// Linux's `set_state`: reset the acknowledge counter before publishing the state.
+    /// Linux's `set_state`: reset the acknowledge counter before publishing the state. RUN is
+    /// acknowledged by the active CPUs only (the others have nothing to do in it), every other
+    /// state by every participant.
     fn set_state(&self, state: u32, p: &impl Platform) {
-        self.thread_ack.store(self.num_threads, Ordering::Relaxed);
+        let acks = if state == MultiStopState::Run as u32 {
+            self.active.count_ones() as usize
+        } else {
+            self.num_threads
+        };
+        self.thread_ack.store(acks, Ordering::Relaxed);
         self.acked.store(0, Ordering::Relaxed);
         self.state_since.store(p.now_ns(), Ordering::Relaxed);
         // The counter must be reset before anyone can see the new state and acknowledge it.
@@ -1135,16 +1168,21 @@ impl<'a> MultiStop<'a> {
         self.state.store(state, Ordering::Release);
     }
 
-    /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next,
-    /// and wakes those that sleep waiting for it.
+    /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next, and
+    /// wakes those that sleep waiting for it: for RUN the active CPUs only (the others wait for
+    /// EXIT), for EXIT every participant. PREPARE goes straight to RUN (see
+    /// [`MultiStopState::DisableIrq`]), or to EXIT when no participant is active.
     fn ack_state<P: Platform, const N: usize>(&self, cpu: usize, s: &Stoppers<P, N>) {
         self.acked.fetch_or(bit(cpu), Ordering::Relaxed);
         if self.thread_ack.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let next = self.state.load(Ordering::Relaxed) + 1;
-            self.set_state(next, &s.platform);
+            let (next, wake) = match MultiStopState::from_u32(self.state.load(Ordering::Relaxed)) {
+                MultiStopState::Prepare if self.active != 0 => (MultiStopState::Run, self.active),
+                _ => (MultiStopState::Exit, CpuMask::MAX),
+            };
+            self.set_state(next as u32, &s.platform);
             // After EXIT, `self` lives until every participant has signalled its work done,
             // which this CPU has not yet: the channel is still this state word.
-            s.notify(self.chan());
+            s.notify_mask(self.chan(), wake);
         }
     }
 
@@ -1153,6 +1191,7 @@ impl<'a> MultiStop<'a> {
         let p = &s.platform;
         let cpu = p.cpu_id();
         let is_active = self.active & bit(cpu) != 0;
+        // Masked before PREPARE is acknowledged, which is what lets DISABLE_IRQ fold into it.
         let irq = p.irq_save();
         let mut cur = MultiStopState::None;
         let mut err = 0;
@@ -1164,9 +1203,12 @@ impl<'a> MultiStop<'a> {
             } else {
                 self.state_since.load(Ordering::Relaxed).saturating_add(limit).saturating_add(1)
             };
-            // Inside a work with IRQs masked: wait without running other works.
+            // Inside a work with IRQs masked: wait without running other works. A CPU that is
+            // not active has nothing to do in RUN and waits on for EXIT (it is not woken for
+            // RUN either).
             let changed = s.wait_loop(self.chan(), deadline, u64::MAX, false, &mut || {
-                self.state.load(Ordering::Acquire) != cur as u32
+                let now = self.state.load(Ordering::Acquire);
+                now != cur as u32 && (is_active || now != MultiStopState::Run as u32)
             });
             if !changed {
                 self.watchdog(s, cur);
@@ -1174,18 +1216,12 @@ impl<'a> MultiStop<'a> {
             }
             cur = MultiStopState::from_u32(self.state.load(Ordering::Acquire));
             match cur {
-                // IRQs are already masked by the stopper loop; masking again keeps the state
-                // machine's meaning if a platform runs works with IRQs enabled.
-                MultiStopState::DisableIrq => {
-                    let _ = p.irq_save();
-                }
-                MultiStopState::Run if is_active => err = (self.func)(),
+                MultiStopState::Run => err = (self.func)(),
+                // Every participant has left RUN behind; nothing here is touched again.
+                MultiStopState::Exit => break,
                 _ => {}
             }
             self.ack_state(cpu, s);
-            if cur == MultiStopState::Exit {
-                break;
-            }
         }
         p.irq_restore(irq);
         err
@@ -1209,7 +1245,8 @@ impl<'a> MultiStop<'a> {
             return;
         }
         let acked = self.acked.load(Ordering::Relaxed);
-        let all = s.enabled_mask();
+        // The CPUs that owe an acknowledgement: in RUN only the active ones.
+        let all = if cur == MultiStopState::Run { self.active } else { s.enabled_mask() };
         s.report_stuck(
             match cur {
                 MultiStopState::Prepare => "multi-CPU stop (PREPARE)",

@@ -144,7 +144,7 @@ const ROWS: &[(&str, Option<Other>)] = &[
 ];
 
 /// The modes a row is shown in.
-const MODES: [&str; 3] = ["floor", "spin", "sleep"];
+const MODES: [&str; 4] = ["floor", "spin", "sleep", "sleep0"];
 
 fn other_median(run: &MachineRun, other: Other) -> Option<u64> {
     match other {
@@ -484,6 +484,7 @@ impl Bench {
             "floor" => "#7f7f7f",
             "spin" => "#d62728",
             "sleep" => "#1f77b4",
+            "sleep0" => "#9467bd",
             _ => "#2ca02c",
         };
         let mut body = String::new();
@@ -548,12 +549,13 @@ impl Bench {
             ("floor", "floor (no stopper)"),
             ("spin", "armstop, spin-only waits"),
             ("sleep", "armstop, spin then sleep (shipped)"),
+            ("sleep0", "armstop, sleep at once"),
             ("linux", "Linux 6.1, same QEMU"),
         ]
         .iter()
         .enumerate()
         {
-            let lx = 10.0 + 240.0 * i as f64;
+            let lx = 10.0 + 195.0 * i as f64;
             let _ = write!(
                 legend,
                 r#"<rect x="{lx}" y="30" width="12" height="10" fill="{}"/><text x="{}" y="39" font-size="11">{name}</text>"#,

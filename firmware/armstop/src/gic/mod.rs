@@ -357,12 +357,23 @@ pub fn spi_count(cpu: usize) -> u64 {
 /// returns how many moved.
 pub fn migrate_spis(from: usize, to: usize) -> u32 {
     let mut moved = 0;
-    for intid in 32..lines().min(1020) {
-        let (enabled, targets) = match driver() {
-            Driver::V2(g) => (g.spi_enabled(intid), g.spi_targets(intid)),
-            Driver::V3(g) => (g.spi_enabled(intid), g.spi_targets(intid)),
+    // One read of each enable register, then the targets of the enabled SPIs only: this runs
+    // inside cpu_down's stop_machine, with every CPU stopped, and a distributor read per line
+    // for hundreds of lines would be most of that stop.
+    let end = lines().min(1020);
+    let enabled = (32..end).step_by(32).flat_map(|first| {
+        let word = match driver() {
+            Driver::V2(g) => g.enable_word(first / 32),
+            Driver::V3(g) => g.enable_word(first / 32),
         };
-        if enabled && targets & (1 << from) != 0 {
+        (0..32).filter(move |b| word & (1 << b) != 0).map(move |b| first + b)
+    });
+    for intid in enabled.filter(|&i| i < end) {
+        let targets = match driver() {
+            Driver::V2(g) => g.spi_targets(intid),
+            Driver::V3(g) => g.spi_targets(intid),
+        };
+        if targets & (1 << from) != 0 {
             match driver() {
                 Driver::V2(g) => g.route_spi(intid, to),
                 Driver::V3(g) => g.route_spi(intid, to),

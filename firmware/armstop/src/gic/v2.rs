@@ -191,6 +191,11 @@ impl GicV2 {
         bank::write_bit(&self.gicd.ispendr, intid);
     }
 
+    /// `GICD_ISENABLER<n>`: the enable bits of interrupts `32n..32n+32`.
+    pub fn enable_word(&self, n: u32) -> u32 {
+        self.gicd.isenabler[n as usize].get()
+    }
+
     /// Whether SPI `intid` is enabled.
     pub fn spi_enabled(&self, intid: u32) -> bool {
         bank::read_bit(&self.gicd.isenabler, intid)
