@@ -15,3 +15,4 @@ mod psci;
 mod smp;
 mod stopper;
 mod time;
+mod waits;
