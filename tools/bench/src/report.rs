@@ -488,7 +488,7 @@ impl Bench {
             _ => "#2ca02c",
         };
         let mut body = String::new();
-        let mut y = 60.0;
+        let mut y = 74.0;
         for config in self.configs() {
             let _ = writeln!(
                 body,
@@ -555,23 +555,25 @@ impl Bench {
         .iter()
         .enumerate()
         {
-            let lx = 10.0 + 195.0 * i as f64;
+            // Three to a row, so that no label runs into the next.
+            let (lx, ly) = (10.0 + 330.0 * (i % 3) as f64, 30.0 + 14.0 * (i / 3) as f64);
             let _ = write!(
                 legend,
-                r#"<rect x="{lx}" y="30" width="12" height="10" fill="{}"/><text x="{}" y="39" font-size="11">{name}</text>"#,
+                r#"<rect x="{lx}" y="{ly}" width="12" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{name}</text>"#,
                 colour(series),
-                lx + 16.0
+                lx + 16.0,
+                ly + 9.0
             );
         }
         format!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{y}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="18" font-size="14">armstop vs its floors and Linux: median latency per request kind (log scale), {} host CPUs, {}</text>
+<text x="10" y="18" font-size="14">armstop vs its floors and Linux: median latency per request kind (log scale); host of {} CPUs, {}</text>
 {legend}
 {body}</svg>
 "#,
             self.host_cpus,
-            xml(&self.qemu_version)
+            xml(self.qemu_version.split(" (").next().unwrap_or(&self.qemu_version))
         )
     }
 }
