@@ -335,6 +335,12 @@ pub struct Stats {
 /// The spin budget that means "never sleep": every wait spins, as Linux's `multi_cpu_stop`.
 pub const SPIN_ONLY: u64 = u64::MAX;
 
+/// A spin budget as a setting spells it: a number of ns, or `spin` for [`SPIN_ONLY`] (what the
+/// host machines and loom models read from `ARMSTOP_SPIN_NS`).
+pub fn parse_spin_ns(v: &str) -> Option<u64> {
+    if v == "spin" { Some(SPIN_ONLY) } else { v.parse().ok() }
+}
+
 /// The default spin budget ([`Stoppers::set_spin_ns`]): long enough that on hardware, where a
 /// stop request completes in a few microseconds, waits stay on the spin path; short enough
 /// that a waiter whose CPU is needed elsewhere (a vCPU on an overcommitted host) gives it back
@@ -515,19 +521,6 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         };
         self.platform.irq_restore(irq);
         enabled
-    }
-
-    /// One step of any wait on the calling CPU: runs its stopper's works if it has any (what
-    /// it waits for may need them: a stopper preempts its CPU's waiter), else relaxes. Returns
-    /// whether works ran.
-    pub fn wait_step(&self) -> bool {
-        if self.has_work(self.platform.cpu_id()) {
-            self.run_works();
-            true
-        } else {
-            self.platform.relax();
-            false
-        }
     }
 
     /// Whether `cpu`'s stopper has works queued.
@@ -883,12 +876,12 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 queued |= bit(cpu);
             }
         }
-        self.stop_cpus_in_progress.store(false, Ordering::Release);
-        // One kick for the set, after every lock is released (this CPU's own is taken when
-        // IRQs are restored).
+        // One kick for the set, after every lock is released and, as Linux wakes its stopper
+        // threads, before the flag is cleared (this CPU's own is taken when IRQs are restored).
         if queued != 0 {
             self.platform.kick_set(queued);
         }
+        self.stop_cpus_in_progress.store(false, Ordering::Release);
         self.platform.irq_restore(irq);
         self.notify(self.in_progress_chan());
         queued != 0

@@ -205,26 +205,32 @@ fn idle_loop(s: &Stoppers<LoomPlatform, 2>, finished: &AtomicUsize, n: usize) {
     }
 }
 
+/// Two enabled stoppers, cpu1 in its idle loop; runs `f` as cpu0, then lets cpu1 go.
+fn with_cpu1_idle<R>(f: impl FnOnce(&Arc<Stoppers<LoomPlatform, 2>>) -> R) -> R {
+    let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
+    s.stop_machine_unpark(0);
+    s.stop_machine_unpark(1);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (s1, f1) = (s.clone(), finished.clone());
+    let server = loom::thread::spawn(move || {
+        set_cpu(1);
+        idle_loop(&s1, &f1, 1);
+    });
+    set_cpu(0);
+    let r = f(&s);
+    finished.store(1, Ordering::SeqCst);
+    s.platform().kick(1);
+    server.join().unwrap();
+    assert!(!s.is_sleeping(0) && !s.is_sleeping(1));
+    r
+}
+
 /// A requester sleeping on its `stop_one_cpu` is woken by the work's completion, and the
 /// function's value reaches it.
 #[test]
 fn sleep_requester_is_woken() {
     builder().check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
-        let finished = Arc::new(AtomicUsize::new(0));
-        let (s1, f1) = (s.clone(), finished.clone());
-        let server = loom::thread::spawn(move || {
-            set_cpu(1);
-            idle_loop(&s1, &f1, 1);
-        });
-        set_cpu(0);
-        let r = s.stop_one_cpu(1, || 7);
-        finished.store(1, Ordering::SeqCst);
-        s.platform().kick(1);
-        server.join().unwrap();
-        assert_eq!(r, Ok(7));
+        assert_eq!(with_cpu1_idle(|s| s.stop_one_cpu(1, || 7)), Ok(7));
     });
 }
 
@@ -235,31 +241,19 @@ fn sleep_participants_are_woken() {
     let mut b = builder();
     b.preemption_bound = Some(2);
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
-        let finished = Arc::new(AtomicUsize::new(0));
-        let (s1, f1) = (s.clone(), finished.clone());
-        let server = loom::thread::spawn(move || {
-            set_cpu(1);
-            idle_loop(&s1, &f1, 1);
-        });
-        set_cpu(0);
         let ran = Arc::new(AtomicUsize::new(0));
-        let (r, s2) = (ran.clone(), s.clone());
-        let result = s.stop_machine(
-            move || {
-                r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
-                0
-            },
-            Some(0b10),
-        );
-        finished.store(1, Ordering::SeqCst);
-        s.platform().kick(1);
-        server.join().unwrap();
+        let result = with_cpu1_idle(|s| {
+            let (r, s2) = (ran.clone(), s.clone());
+            s.stop_machine(
+                move || {
+                    r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
+                    0
+                },
+                Some(0b10),
+            )
+        });
         assert_eq!(result, Ok(0));
         assert_eq!(ran.load(Ordering::SeqCst), 1 << 8, "once on cpu1, never on cpu0");
-        assert!(!s.is_sleeping(0) && !s.is_sleeping(1));
     });
 }
 

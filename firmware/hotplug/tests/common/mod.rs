@@ -168,11 +168,9 @@ impl Machine {
         s.set_watchdog(10_000_000_000);
         // Every wait sleeps at once unless ARMSTOP_SPIN_NS says otherwise (a number of ns, or
         // `spin`): the sleep path is the one with wake-ups to lose.
-        s.set_spin_ns(match std::env::var("ARMSTOP_SPIN_NS").as_deref() {
-            Ok("spin") => armstop_stopper::SPIN_ONLY,
-            Ok(v) => v.parse().expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`"),
-            Err(_) => 0,
-        });
+        s.set_spin_ns(std::env::var("ARMSTOP_SPIN_NS").map_or(0, |v| {
+            armstop_stopper::parse_spin_ns(&v).expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`")
+        }));
         let hp: &'static H = Box::leak(Box::new(Hotplug::new(s, HostPower(hw))));
         hp.set_timeouts(Timeouts {
             boot_ns: 5_000_000_000,

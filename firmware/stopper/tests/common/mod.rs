@@ -76,11 +76,9 @@ impl Platform for HostPlatform {
 /// The spin budget host machines start with: `ARMSTOP_SPIN_NS` (a number, or `spin` for spin
 /// only), else 0.
 pub fn spin_ns_from_env() -> u64 {
-    match std::env::var("ARMSTOP_SPIN_NS").as_deref() {
-        Ok("spin") => armstop_stopper::SPIN_ONLY,
-        Ok(v) => v.parse().expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`"),
-        Err(_) => 0,
-    }
+    std::env::var("ARMSTOP_SPIN_NS").map_or(0, |v| {
+        armstop_stopper::parse_spin_ns(&v).expect("ARMSTOP_SPIN_NS: a number of ns, or `spin`")
+    })
 }
 
 pub struct Machine {
