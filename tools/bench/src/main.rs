@@ -260,7 +260,7 @@ fn bench(o: &Options) -> Result<bool, String> {
             });
         }
     }
-    print!("{}", b.table());
+    print!("{}", b.table(!o.smoke));
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
     let stamp = b.date.replace(':', "");
     let write = |name: &str, body: &str| -> Result<PathBuf, String> {
