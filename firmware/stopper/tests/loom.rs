@@ -11,6 +11,14 @@ use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
+/// Two CPUs' stoppers, both enabled, waits sleeping at once (see `model::stoppers`).
+fn two_enabled() -> Arc<Stoppers<LoomPlatform, 2>> {
+    let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
+    s.stop_machine_unpark(0);
+    s.stop_machine_unpark(1);
+    s
+}
+
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
@@ -23,9 +31,7 @@ fn builder() -> loom::model::Builder {
 #[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
 fn queue_vs_park() {
     builder().check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
+        let s = two_enabled();
         // A nowait work's buffer and function are 'static; leak them (not an Arc: loom checks
         // those for leaks).
         let ran: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
@@ -62,9 +68,7 @@ fn queue_vs_park() {
 #[cfg_attr(feature = "pre-fix-park", should_panic(expected = "accepted work never ran"))]
 fn stop_one_cpu_vs_park() {
     builder().check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
+        let s = two_enabled();
         let ran = Arc::new(AtomicUsize::new(0));
         let s1 = s.clone();
         let dying = loom::thread::spawn(move || {
@@ -102,9 +106,7 @@ fn stop_two_cpus_vs_stop_machine() {
     let mut b = builder();
     b.preemption_bound = Some(2);
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
+        let s = two_enabled();
         let two = Arc::new(AtomicUsize::new(0));
         let machine = Arc::new(AtomicUsize::new(0));
         // Requests finished; a CPU keeps serving its stopper until both are, since the other
@@ -157,9 +159,7 @@ fn stop_machine_ack_counter() {
     // The serving CPU polls until the request is done; every poll is a branch.
     b.max_branches = 10_000;
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
+        let s = two_enabled();
         let finished = Arc::new(AtomicUsize::new(0));
         let (s1, f1) = (s.clone(), finished.clone());
         let server = loom::thread::spawn(move || {
@@ -207,9 +207,7 @@ fn idle_loop(s: &Stoppers<LoomPlatform, 2>, finished: &AtomicUsize, n: usize) {
 
 /// Two enabled stoppers, cpu1 in its idle loop; runs `f` as cpu0, then lets cpu1 go.
 fn with_cpu1_idle<R>(f: impl FnOnce(&Arc<Stoppers<LoomPlatform, 2>>) -> R) -> R {
-    let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-    s.stop_machine_unpark(0);
-    s.stop_machine_unpark(1);
+    let s = two_enabled();
     let finished = Arc::new(AtomicUsize::new(0));
     let (s1, f1) = (s.clone(), finished.clone());
     let server = loom::thread::spawn(move || {
@@ -264,9 +262,7 @@ fn sleep_stop_cpus_mutex_waiter_is_woken() {
     let mut b = builder();
     b.preemption_bound = Some(2);
     b.check(|| {
-        let s: Arc<Stoppers<LoomPlatform, 2>> = Arc::new(armstop_stopper::model::stoppers());
-        s.stop_machine_unpark(0);
-        s.stop_machine_unpark(1);
+        let s = two_enabled();
         let ran = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
         let (s1, r1, f1) = (s.clone(), ran.clone(), finished.clone());
