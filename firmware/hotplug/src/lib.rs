@@ -47,8 +47,8 @@
 
 use core::fmt;
 
-use armstop_stopper::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
-use armstop_stopper::{CpuMask, Platform, StopError, Stoppers};
+use armstop_stopper::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+use armstop_stopper::{CpuMask, Platform, StopError, Stoppers, WaitingGuard};
 
 /// A CPU's hotplug state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,20 +338,6 @@ pub struct Hotplug<'s, S: Platform, P: Power, const N: usize> {
 /// firmware tells nobody when a CPU_OFF completes.
 pub const OFF_POLL_NS: u64 = 10_000;
 
-/// Holds the hotplug lock; once it is released, wakes the CPUs that sleep waiting for it.
-struct LockGuard<'h, 's, S: Platform, P: Power, const N: usize> {
-    h: &'h Hotplug<'s, S, P, N>,
-    g: Option<MutexGuard<'h, ()>>,
-}
-
-impl<S: Platform, P: Power, const N: usize> Drop for LockGuard<'_, '_, S, P, N> {
-    fn drop(&mut self) {
-        // Unlock first: a sleeper woken before it would find the lock still held.
-        drop(self.g.take());
-        self.h.stoppers.notify(self.h.lock_chan());
-    }
-}
-
 const fn bit(cpu: usize) -> CpuMask {
     1 << cpu
 }
@@ -450,10 +436,6 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
         &self.state as *const [AtomicU32; N] as usize
     }
 
-    fn lock_chan(&self) -> usize {
-        &self.lock as *const Mutex<()> as usize
-    }
-
     /// Moves `cpu` from `from` to `to`. A transition outside the table, or from a state the
     /// CPU is not in, is a bug: it is reported and counted, and the state is left alone.
     pub fn transition(&self, cpu: usize, from: CpuState, to: CpuState) -> Result<(), CpuState> {
@@ -476,16 +458,8 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
 
     /// Takes the hotplug lock, running this CPU's stopper works while it waits (the holder may
     /// be in a `stop_machine` that needs them).
-    fn lock(&self) -> LockGuard<'_, 's, S, P, N> {
-        let mut guard = None;
-        self.stoppers.wait_until(self.lock_chan(), u64::MAX, || {
-            // Asked again after it held: keep the guard we have.
-            if guard.is_none() {
-                guard = self.lock.try_lock();
-            }
-            guard.is_some()
-        });
-        LockGuard { h: self, g: guard }
+    fn lock(&self) -> WaitingGuard<'_, (), S, N> {
+        self.stoppers.lock_waiting(&self.lock)
     }
 
     /// Waits until `done()` or `timeout_ns` passes; returns whether `done()` held. `done` must

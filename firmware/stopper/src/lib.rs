@@ -938,22 +938,31 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
-        let _g = StopCpusGuard { s: self, g: Some(g) };
+        let _g = WaitingGuard { s: self, chan: self.stop_cpus_chan(), g: Some(g) };
         self.stop_cpus_locked(mask, &f, caller)
     }
 
-    fn lock_stop_cpus(&self) -> StopCpusGuard<'_, P, N> {
+    /// Waiting for another stop_cpus, whose works may include one for this CPU: they run while
+    /// waiting.
+    fn lock_stop_cpus(&self) -> WaitingGuard<'_, (), P, N> {
+        self.lock_waiting(&self.stop_cpus_mutex)
+    }
+
+    /// Takes `m` as a wait ([`Stoppers::wait_until`]): this CPU's stopper works run while it
+    /// waits (the holder may be in a stop request that needs them), and it sleeps once the spin
+    /// budget is spent. The guard wakes such sleepers when it releases `m`; every holder that
+    /// others may wait for must take it this way.
+    pub fn lock_waiting<'a, T>(&'a self, m: &'a Mutex<T>) -> WaitingGuard<'a, T, P, N> {
+        let chan = m as *const Mutex<T> as usize;
         let mut guard = None;
-        // Waiting for another stop_cpus, whose works may include one for this CPU: they run
-        // while waiting.
-        self.wait_until(self.stop_cpus_chan(), u64::MAX, || {
+        self.wait_until(chan, u64::MAX, || {
             // `cond` may be asked again after it held: keep the guard we have.
             if guard.is_none() {
-                guard = self.stop_cpus_mutex.try_lock();
+                guard = m.try_lock();
             }
             guard.is_some()
         });
-        StopCpusGuard { s: self, g: guard }
+        WaitingGuard { s: self, chan, g: guard }
     }
 
     /// Stops every CPU whose stopper is enabled, with IRQs masked, and runs `f` on the CPUs of
@@ -1055,17 +1064,19 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     }
 }
 
-/// Holds `stop_cpus_mutex`; once it is released, wakes the CPUs that sleep waiting for it.
-struct StopCpusGuard<'a, P: Platform, const N: usize> {
+/// A mutex held through [`Stoppers::lock_waiting`]: once released, it wakes the CPUs that sleep
+/// waiting to take it.
+pub struct WaitingGuard<'a, T, P: Platform, const N: usize> {
     s: &'a Stoppers<P, N>,
-    g: Option<sync::MutexGuard<'a, ()>>,
+    chan: usize,
+    g: Option<sync::MutexGuard<'a, T>>,
 }
 
-impl<P: Platform, const N: usize> Drop for StopCpusGuard<'_, P, N> {
+impl<T, P: Platform, const N: usize> Drop for WaitingGuard<'_, T, P, N> {
     fn drop(&mut self) {
         // Unlock first: a sleeper woken before it would find the mutex still held.
         drop(self.g.take());
-        self.s.notify(self.s.stop_cpus_chan());
+        self.s.notify(self.chan);
     }
 }
 
