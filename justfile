@@ -17,18 +17,19 @@ images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
 
-# 4 cores through PSCI CPU_ON, the SGI matrix, the stopper, hotplug; on QEMU virt (GICv2 and
-# GICv3) unless machines of `just machines` are named.
+# Every core through PSCI CPU_ON, the SGI matrix, the stopper, hotplug; on QEMU virt (GICv2 and
+# GICv3, 4 CPUs) unless machines of `just machines` are named (`virt-gicv3-smp64`: 64 CPUs).
 # Boot the firmware and show the stopper at work (`just run raspi4b-tfa raspi4b-own-psci`).
 run *machines="virt-gicv2 virt-gicv3": build
     for m in {{machines}}; do \
-      echo "### armstop on $m (4 vCPUs on $(nproc) host CPUs)"; \
-      {{runner}} boot --images {{images_root}} --machine "$m" --timeout 300 armstop; \
+      echo "### armstop on $m ($(nproc) host CPUs)"; \
+      {{runner}} boot --images {{images_root}} --machine "$m" --timeout 600 armstop; \
     done
 
 # Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
-# kind a few times, Linux once; no timing is checked), then the on-target suite and harness
-# self-tests on every machine of the QEMU matrix, each booting its board's images.
+# kind a few times, Linux once; no timing is checked), then the on-target images by the tiers of
+# `just machines`: every image on the 4-CPU virt machines and the Pis; the suite and hotplug
+# images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs.
 # Every test (virt and raspi4b machines).
 test: build build-bench
     cargo test --quiet
@@ -38,6 +39,10 @@ test: build build-bench
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
       --selftest-fail selftest-fail --selftest-hang selftest-hang
+    {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
+      --images {{images_root}} --suite suite --suite hotplug \
+      --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
+    just run virt-gicv3-smp16 virt-gicv3-smp64
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's

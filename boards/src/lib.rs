@@ -23,8 +23,10 @@ pub fn by_name(name: &str) -> Option<(usize, &'static Board)> {
     ALL.iter().enumerate().find(|(_, b)| b.name == name)
 }
 
-/// Most CPUs any board may have; sizes the per-CPU tables (stacks, mailboxes) in the firmware.
-pub const MAX_CPUS: usize = 8;
+/// Most CPUs any machine may have: what a CPU set can name (GICv3's limit under QEMU `virt`).
+/// How many an *image* has room for is its board's [`Board::max_cpus`], or `ARMSTOP_MAX_CPUS`
+/// at build time.
+pub use armstop_cpuset::MAX_CPUS;
 
 /// The smallest translation granule the firmware maps with (4 KiB).
 pub const PAGE_SIZE: u64 = 4096;
@@ -102,6 +104,25 @@ pub enum PsciConduit {
     Hvc,
     /// Always SMC.
     Smc,
+}
+
+/// Whether the board's boot path hands the firmware a flattened device tree, and what it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceTree {
+    /// None is expected: everything comes from the board data.
+    None,
+    /// One may come in `x0` (as Linux's boot protocol passes it). If it does, what it says about
+    /// the CPUs and the GIC is checked against the board data, and a mismatch stops the boot;
+    /// if not, the board data is used alone.
+    Optional,
+    /// The CPUs come from it (the board's [`Board::cpus`] table is empty), and its devices are
+    /// checked against the board data. It is at the address in `x0` or, when `x0` holds none,
+    /// at `fallback` (QEMU `virt` puts it at the start of RAM for an ELF, and passes no
+    /// pointer). No device tree is a boot error.
+    Required {
+        /// Where to look when `x0` holds no device tree.
+        fallback: Option<u64>,
+    },
 }
 
 /// How a test image ends and hands its status to whoever started it.
@@ -227,8 +248,15 @@ pub struct Board {
     /// Short name, printed at boot and in test output.
     pub name: &'static str,
     /// MPIDR affinity value (Aff3..Aff0, i.e. `MPIDR_EL1 & 0xff_00ff_ffff`) of each logical CPU,
-    /// boot CPU first. Logical CPU ids are indices into this table, never `Aff0`.
+    /// boot CPU first. Logical CPU ids are indices into this table, never `Aff0`. Empty when
+    /// the device tree gives the CPUs ([`DeviceTree::Required`]).
     pub cpus: &'static [u64],
+    /// How many CPUs an image for this board has room for (its per-CPU stacks and tables);
+    /// `ARMSTOP_MAX_CPUS` at build time overrides it. At least `cpus.len()`, at most
+    /// [`MAX_CPUS`]. A machine with more CPUs than this is a boot error that says so.
+    pub max_cpus: usize,
+    /// Whether a device tree comes with the boot, and what it decides.
+    pub device_tree: DeviceTree,
     /// Memory map: every region the firmware may touch.
     pub memory: &'static [Region],
     /// Console.
@@ -261,8 +289,11 @@ pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 /// What is wrong with a [`Board`] description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BoardError {
-    /// No CPUs, or more than [`MAX_CPUS`].
+    /// A CPU table and device-tree policy that do not fit: no CPUs and no device tree to find
+    /// them in, a table where the device tree gives the CPUs, or more than `max_cpus`.
     CpuCount(usize),
+    /// `max_cpus` is 0 or above [`MAX_CPUS`].
+    MaxCpus(usize),
     /// Two logical CPUs share an MPIDR, or one has bits outside the affinity fields.
     BadMpidr(u64),
     /// A region's base or size is not a multiple of [`PAGE_SIZE`], or it is empty.
@@ -285,7 +316,12 @@ pub enum BoardError {
 impl core::fmt::Display for BoardError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::CpuCount(n) => write!(f, "board has {n} CPUs; 1..={MAX_CPUS} are supported"),
+            Self::CpuCount(n) => write!(
+                f,
+                "board lists {n} CPUs: a board needs 1..=max_cpus of them, or none and a \
+                 required device tree"
+            ),
+            Self::MaxCpus(n) => write!(f, "max_cpus = {n}; 1..={MAX_CPUS} are supported"),
             Self::BadMpidr(m) => write!(f, "MPIDR {m:#x} is duplicated or has non-affinity bits"),
             Self::Misaligned(r) => write!(f, "region {r} is empty or not page aligned"),
             Self::Overlap(a, b) => write!(f, "regions {a} and {b} overlap"),
@@ -325,7 +361,11 @@ impl Board {
     /// Checks the invariants in the crate docs.
     pub fn validate(&self) -> Result<(), BoardError> {
         let n = self.cpus.len();
-        if n == 0 || n > MAX_CPUS {
+        if self.max_cpus == 0 || self.max_cpus > MAX_CPUS {
+            return Err(BoardError::MaxCpus(self.max_cpus));
+        }
+        let from_dt = matches!(self.device_tree, DeviceTree::Required { .. });
+        if n > self.max_cpus || (n == 0) != from_dt {
             return Err(BoardError::CpuCount(n));
         }
         for (i, &m) in self.cpus.iter().enumerate() {
@@ -360,7 +400,7 @@ impl Board {
             if self.pm_watchdog.is_none() {
                 return Err(BoardError::OwnPsci("SYSTEM_OFF and SYSTEM_RESET need a PM watchdog"));
             }
-            if p.spin_table.len() != n {
+            if from_dt || p.spin_table.len() != n {
                 return Err(BoardError::OwnPsci("one spin-table slot per CPU"));
             }
             let slot_ok = |a: u64| {
@@ -406,6 +446,8 @@ mod tests {
         Board {
             name: "t",
             cpus,
+            max_cpus: 8,
+            device_tree: DeviceTree::None,
             memory,
             uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
@@ -492,6 +534,16 @@ mod tests {
     fn rejects_bad_cpu_tables() {
         assert_eq!(board(&[], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(0)));
         assert_eq!(board(&[0; 9], &[RAM, DEV]).validate(), Err(BoardError::CpuCount(9)));
+        let mut b = board(&[], &[RAM, DEV]);
+        b.device_tree = DeviceTree::Required { fallback: None };
+        assert_eq!(b.validate(), Ok(()), "the device tree gives the CPUs");
+        b.cpus = &[0, 1];
+        assert_eq!(b.validate(), Err(BoardError::CpuCount(2)), "a table and a required DT");
+        b.cpus = &[];
+        b.max_cpus = 0;
+        assert_eq!(b.validate(), Err(BoardError::MaxCpus(0)));
+        b.max_cpus = MAX_CPUS + 1;
+        assert_eq!(b.validate(), Err(BoardError::MaxCpus(MAX_CPUS + 1)));
         assert_eq!(board(&[1, 2, 1], &[RAM, DEV]).validate(), Err(BoardError::BadMpidr(1)));
         assert_eq!(
             board(&[0x8000_0000], &[RAM, DEV]).validate(),

@@ -9,8 +9,8 @@
 //!   tables at 0xd8–0xf0 and no PSCI; armstop's own provider at EL2 answers over HVC.
 
 use crate::{
-    Board, ExitMethod, GicLayout, Gpio, MemoryKind, OwnPsci, PinFunction, PinSetting, Pl011,
-    PsciConduit, Pull, Region,
+    Board, DeviceTree, ExitMethod, GicLayout, Gpio, MemoryKind, OwnPsci, PinFunction, PinSetting,
+    Pl011, PsciConduit, Pull, Region,
 };
 
 const MEMORY: &[Region] = &[
@@ -59,6 +59,9 @@ const fn pi4(
         name,
         // MPIDR 0x8000_0000..3: Aff0 = core, bit 31 (RES1) is not an affinity bit.
         cpus: &[0, 1, 2, 3],
+        max_cpus: 4,
+        // The Pi firmware passes one to kernel8.img; QEMU's raspi4b only with -dtb.
+        device_tree: DeviceTree::Optional,
         memory: MEMORY,
         // UART0 from the 48 MHz UART clock the firmware sets up for it.
         uart: Pl011 { base: 0xfe20_1000, clock_hz: Some(48_000_000), baud: 115_200 },

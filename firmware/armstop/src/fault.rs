@@ -8,12 +8,12 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use armstop_boards::MAX_CPUS;
+use crate::board::NR_CPUS;
 
 use crate::arch::exception::Frame;
 use crate::console::LineBuf;
 
-static DEPTH: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static DEPTH: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(0) }; NR_CPUS];
 
 /// Longest fault message kept.
 pub const MESSAGE_MAX: usize = 240;

@@ -19,13 +19,12 @@ use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use core::time::Duration;
 
-use armstop_boards::MAX_CPUS;
 use armstop_hotplug::{Hotplug, Power};
 use smccc::psci::AffinityState;
 
-use crate::board::BOARD;
+use crate::board::{BOARD, NR_CPUS};
 use crate::psci;
-use crate::stop::{Firmware, NR_CPUS, STOPPERS};
+use crate::stop::{Firmware, STOPPERS};
 use crate::time::Instant;
 
 pub use armstop_hotplug::{
@@ -60,7 +59,7 @@ pub struct Psci;
 
 /// When PSCI first reported each CPU off since its last CPU_ON (`Instant` ticks; 0: not yet), for
 /// the board's `cpu_on_after_off_us`.
-static OFF_SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static OFF_SEEN: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 
 impl Power for Psci {
     type Error = PsciError;
@@ -75,13 +74,14 @@ impl Power for Psci {
                 core::hint::spin_loop();
             }
         }
+        let mpidr = mpidr_of(cpu, "CPU_ON")?;
         let args = crate::smp::prepare_boot_args(cpu);
-        psci::cpu_on(BOARD.cpus[cpu], crate::arch::boot::secondary_entry_address(), args)
+        psci::cpu_on(mpidr, crate::arch::boot::secondary_entry_address(), args)
             .map_err(|error| PsciError { call: "CPU_ON", error })
     }
 
     fn is_off(&self, cpu: usize) -> Result<bool, PsciError> {
-        let off = psci::affinity_info(BOARD.cpus[cpu])
+        let off = psci::affinity_info(mpidr_of(cpu, "AFFINITY_INFO")?)
             .map(|s| s == AffinityState::Off)
             .map_err(|error| PsciError { call: "AFFINITY_INFO", error })?;
         if off && OFF_SEEN[cpu].load(Ordering::Relaxed) == 0 {
@@ -93,6 +93,12 @@ impl Power for Psci {
     fn migrate_irqs(&self, cpu: usize, to: usize) {
         crate::gic::migrate_spis(cpu, to);
     }
+}
+
+/// `cpu`'s MPIDR, or the error PSCI would give for a CPU it does not know (hotplug checks ids
+/// first, so this is only reached through a bug).
+fn mpidr_of(cpu: usize, call: &'static str) -> Result<u64, PsciError> {
+    crate::board::mpidr(cpu).ok_or(PsciError { call, error: psci::Error::InvalidParameters })
 }
 
 /// Every CPU's hotplug state, over [`STOPPERS`].
@@ -137,7 +143,7 @@ pub enum Fault {
 }
 
 const NO_FAULT: u8 = 0;
-static FAULTS: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(NO_FAULT) }; MAX_CPUS];
+static FAULTS: [AtomicU8; NR_CPUS] = [const { AtomicU8::new(NO_FAULT) }; NR_CPUS];
 
 /// Arms `fault` for `cpu`'s next start or stop.
 pub fn inject(cpu: usize, fault: Fault) {

@@ -8,7 +8,9 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use armstop_boards::MAX_CPUS;
+use armstop_stopper::CpuSet;
+
+use crate::board::NR_CPUS;
 
 use crate::gic::{self, GicError, SGI_IPI, SgiTarget};
 
@@ -27,13 +29,13 @@ pub enum Message {
 const KINDS: usize = 3;
 
 /// `[receiver][sender]` pending message bits.
-static PENDING: [[AtomicU32; MAX_CPUS]; MAX_CPUS] =
-    [const { [const { AtomicU32::new(0) }; MAX_CPUS] }; MAX_CPUS];
+static PENDING: [[AtomicU32; NR_CPUS]; NR_CPUS] =
+    [const { [const { AtomicU32::new(0) }; NR_CPUS] }; NR_CPUS];
 /// `[sender][receiver][kind]` messages handled.
-static HANDLED: [[[AtomicU64; KINDS]; MAX_CPUS]; MAX_CPUS] =
-    [const { [const { [const { AtomicU64::new(0) }; KINDS] }; MAX_CPUS] }; MAX_CPUS];
+static HANDLED: [[[AtomicU64; KINDS]; NR_CPUS]; NR_CPUS] =
+    [const { [const { [const { AtomicU64::new(0) }; KINDS] }; NR_CPUS] }; NR_CPUS];
 /// SGIs that found no message (coalesced or already handled): harmless, counted.
-static EMPTY: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static EMPTY: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 
 /// Sends `msg` to `cpu`.
 pub fn send(cpu: usize, msg: Message) -> Result<(), GicError> {
@@ -44,14 +46,13 @@ pub fn send(cpu: usize, msg: Message) -> Result<(), GicError> {
     gic::send_sgi(SGI_IPI, SgiTarget::Cpu(cpu))
 }
 
-/// Sends `msg` to every CPU of the set `cpus` (bit `n` = CPU `n`) with one SGI.
-pub fn send_set(cpus: u64, msg: Message) -> Result<(), GicError> {
-    let n = crate::board::cpu_count();
-    if n < 64 && cpus >> n != 0 {
+/// Sends `msg` to every CPU of `cpus` with one SGI.
+pub fn send_set(cpus: CpuSet, msg: Message) -> Result<(), GicError> {
+    if !cpus.is_subset(&crate::board::all_cpus()) {
         return Err(GicError::BadTarget);
     }
     let me = crate::cpu::id();
-    for cpu in (0..n).filter(|&c| cpus & (1 << c) != 0) {
+    for cpu in cpus {
         PENDING[cpu][me].fetch_or(1 << msg as u32, Ordering::Release);
     }
     gic::send_sgi(SGI_IPI, SgiTarget::Set(cpus))

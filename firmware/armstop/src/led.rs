@@ -2,7 +2,7 @@
 //! while stop requests run, on the board's `gpio.activity_led` pin (active high) through the
 //! GPIO driver's `embedded-hal` output. The pattern itself is `armstop-led`'s, host-tested
 //! there; this module samples the time and "a stop request is running"
-//! (`STOPPERS.running_mask() != 0`) and drives the pin. A board without an LED compiles all of
+//! (`STOPPERS.running_mask()` not empty) and drives the pin. A board without an LED compiles all of
 //! it to nothing: the pin is a constant.
 //!
 //! Driven from two places, neither of which the stopper's work can notice:
@@ -117,7 +117,7 @@ fn refresh() -> Option<(u64, Option<u64>)> {
     let led = state.as_mut()?;
     // Sampled under the lock, so the samples reach the pattern in the order they were taken.
     let now = now_ms();
-    let busy = STOPPERS.running_mask() != 0;
+    let busy = !STOPPERS.running_mask().is_empty();
     let lit = led.activity.update(now, busy);
     if lit != led.lit {
         let Ok(()) = led.pin.set_state(PinState::from(lit));
@@ -149,7 +149,10 @@ fn on_timer() {
 /// no stop request); nothing at all on a board without an LED.
 #[inline]
 pub fn on_relax() {
-    if LED_PIN.is_some() && !SHOWING_BUSY.load(Ordering::Relaxed) && STOPPERS.running_mask() != 0 {
+    if LED_PIN.is_some()
+        && !SHOWING_BUSY.load(Ordering::Relaxed)
+        && !STOPPERS.running_mask().is_empty()
+    {
         let _ = refresh();
     }
 }

@@ -1,5 +1,6 @@
 //! armstop's main job: boot every core, show each one's identity, exercise the SGI path between
-//! every pair of cores, the stopper and CPU hotplug, then power off through PSCI.
+//! every pair of cores, the stopper and CPU hotplug, then power off through PSCI (with a
+//! non-zero status if any check of the report failed).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -11,7 +12,8 @@ armstop::entry!(main);
 
 fn main() -> ! {
     println!();
-    println!("== armstop: {} CPUs online ==", armstop::smp::online_mask().count_ones());
+    let online = armstop::smp::online_mask();
+    println!("== armstop: {} of {} CPUs online ({online}) ==", online.len(), cpu_count());
     for cpu in 0..cpu_count() {
         println!(
             "  cpu{cpu}: {:?}, MPIDR {:#x}, entered at EL{}",
@@ -24,6 +26,14 @@ fn main() -> ! {
     demo::ping_pong();
     demo::stopper();
     demo::hotplug();
-    println!("== done: powering off through PSCI SYSTEM_OFF ==");
-    armstop::power::system_off()
+    match demo::failures() {
+        0 => {
+            println!("== done: every check passed; powering off through PSCI SYSTEM_OFF ==");
+            armstop::power::system_off()
+        }
+        n => {
+            println!("== done: {n} checks FAILED ==");
+            armstop::power::exit(1)
+        }
+    }
 }

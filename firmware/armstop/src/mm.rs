@@ -6,7 +6,9 @@
 //! instead of silent corruption of a neighbour. Invariant: the translation tables are built
 //! once by the boot CPU before its MMU is on and never change afterwards.
 
-use armstop_boards::{MAX_CPUS, MemoryKind};
+use armstop_boards::MemoryKind;
+
+use crate::board::NR_CPUS;
 use armstop_idmap::{IdMap, Kind, MAIR, Table};
 
 use crate::board::BOARD;
@@ -36,7 +38,7 @@ pub struct StackSlot([u8; STACK_SLOT]);
 /// Every CPU's stacks (in `.stacks`, not loaded, not zeroed).
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".stacks")]
-pub static mut STACKS: [StackSlot; MAX_CPUS] = [const { StackSlot([0; STACK_SLOT]) }; MAX_CPUS];
+pub static mut STACKS: [StackSlot; NR_CPUS] = [const { StackSlot([0; STACK_SLOT]) }; NR_CPUS];
 
 /// Which stack a guard page protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub enum StackKind {
 
 /// Base address of `cpu`'s stack slot.
 pub fn stack_slot(cpu: usize) -> usize {
-    assert!(cpu < MAX_CPUS);
+    assert!(cpu < NR_CPUS);
     (&raw const STACKS) as usize + cpu * STACK_SLOT
 }
 
@@ -67,7 +69,7 @@ pub fn guard_pages(cpu: usize) -> [(usize, StackKind); 3] {
 
 /// If `addr` is in a guard page, whose and of which stack.
 pub fn guard_page_owner(addr: u64) -> Option<(usize, StackKind)> {
-    (0..MAX_CPUS).find_map(|cpu| {
+    (0..NR_CPUS).find_map(|cpu| {
         guard_pages(cpu)
             .into_iter()
             .find(|&(g, _)| (g as u64..g as u64 + PAGE as u64).contains(&addr))
@@ -87,7 +89,10 @@ pub struct MmuConfig {
     pub mair: u64,
 }
 
-const TABLE_POOL: usize = 32;
+/// Translation tables for the identity map: a fixed few for the levels above and for the image,
+/// plus one last-level table per 2 MiB of stacks (their guard pages split every block), so an
+/// image with room for more CPUs has the tables to map them.
+const TABLE_POOL: usize = 24 + (NR_CPUS * STACK_SLOT).div_ceil(2 << 20);
 static mut TABLES: [Table; TABLE_POOL] = [Table::EMPTY; TABLE_POOL];
 static mut CONFIG: MmuConfig = MmuConfig { ttbr0: 0, tcr: 0, mair: 0 };
 
@@ -159,7 +164,7 @@ pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
     // SAFETY: linker-script symbols; only their addresses are taken.
     let el2 = unsafe { (symbol(&__el2_start), symbol(&__el2_end)) };
     map.set(el2.0, el2.1 - el2.0, Kind::Unmapped).map_err(|e| MmError::Map(".el2_bss", e))?;
-    for cpu in 0..MAX_CPUS {
+    for cpu in 0..NR_CPUS {
         for (guard, _) in guard_pages(cpu) {
             map.set(guard as u64, PAGE as u64, Kind::Unmapped)
                 .map_err(|e| MmError::Map("guard page", e))?;

@@ -13,21 +13,21 @@
 //! doing anything on other CPUs. The provider's state and stacks live in `.el2_bss`, which the
 //! EL1 identity map leaves unmapped.
 
-use armstop_boards::{MAX_CPUS, MPIDR_AFFINITY_MASK, MemoryKind};
+use armstop_boards::{MPIDR_AFFINITY_MASK, MemoryKind};
 use armstop_psci_provider::{Action, Platform, Provider, Start};
 use smccc::psci::error::NOT_SUPPORTED;
 
-use crate::board::BOARD;
+use crate::board::{BOARD, NR_CPUS};
 
 /// The provider's state (zeroed with `.bss`; [`el2_boot`] sets every CPU's power state).
 #[unsafe(link_section = ".el2_bss")]
-static PROVIDER: Provider<MAX_CPUS> = Provider::new();
+static PROVIDER: Provider<NR_CPUS> = Provider::new();
 
 /// The board's MPIDR affinity values by logical id, padded with values no CPU has; the pen's
 /// assembly searches it to find its own logical id before it has a stack.
 #[unsafe(no_mangle)]
-pub static ARMSTOP_EL2_MPIDRS: [u64; MAX_CPUS] = {
-    let mut t = [u64::MAX; MAX_CPUS];
+pub static ARMSTOP_EL2_MPIDRS: [u64; NR_CPUS] = {
+    let mut t = [u64::MAX; NR_CPUS];
     let mut i = 0;
     while i < BOARD.cpus.len() {
         t[i] = BOARD.cpus[i];

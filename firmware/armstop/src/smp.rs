@@ -14,9 +14,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use core::time::Duration;
 
-use armstop_boards::MAX_CPUS;
+use armstop_boards::{DeviceTree, MemoryKind};
+use armstop_stopper::CpuSet;
 
-use crate::board::{BOARD, cpu_count};
+use crate::board::{BOARD, NR_CPUS, cpu_count};
 use crate::console;
 use crate::hotplug::Step;
 use crate::ipi::{self, Message};
@@ -45,12 +46,12 @@ pub struct BootArgs {
     pub mair: u64,
 }
 
-static mut BOOT_ARGS: [BootArgs; MAX_CPUS] =
+static mut BOOT_ARGS: [BootArgs; NR_CPUS] =
     [BootArgs { cpu: 0, exception_stack_top: 0, thread_stack_top: 0, ttbr0: 0, tcr: 0, mair: 0 };
-        MAX_CPUS];
+        NR_CPUS];
 
-static BOOT_EL: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static SEEN_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+static BOOT_EL: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(0) }; NR_CPUS];
+static SEEN_MPIDR: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
 
 pub use crate::hotplug::{CpuState, state};
 
@@ -59,8 +60,8 @@ pub fn is_online(cpu: usize) -> bool {
     crate::hotplug::HOTPLUG.is_online(cpu)
 }
 
-/// Bit mask of online CPUs.
-pub fn online_mask() -> u64 {
+/// The online CPUs.
+pub fn online_mask() -> CpuSet {
     crate::hotplug::HOTPLUG.online_mask()
 }
 
@@ -79,7 +80,7 @@ pub fn seen_mpidr(cpu: usize) -> Option<u64> {
 
 /// The boot CPU's Rust entry, from `_start`: MMU, console, GIC, PSCI, secondaries, then the
 /// image's main function.
-pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
+pub extern "C" fn primary_entry(boot_el: u64, dtb: u64) -> ! {
     console::init();
     if let Err(e) = BOARD.validate() {
         console::early_write("armstop: invalid board description\n");
@@ -98,10 +99,12 @@ pub extern "C" fn primary_entry(boot_el: u64, _dtb: u64) -> ! {
     }
     console::init_logger(log::LevelFilter::Info);
     let mpidr = crate::cpu::mpidr();
-    if BOARD.logical_id(mpidr) != Some(0) {
+    discover_cpus(dtb, mpidr);
+    if crate::board::logical_id(mpidr) != Some(0) {
         crate::fault::fatal(format_args!(
             "boot CPU has MPIDR {mpidr:#x}, but board {} lists {:#x} as logical CPU 0",
-            BOARD.name, BOARD.cpus[0]
+            BOARD.name,
+            crate::board::mpidr(0).unwrap_or(u64::MAX)
         ));
     }
     BOOT_EL[0].store(boot_el as u32, Ordering::Relaxed);
@@ -159,11 +162,97 @@ fn bring_up_secondaries() {
                 boot_el(cpu),
                 t.total_ns() / 1000
             ),
-            Err(e) => log::error!("cpu{cpu} (MPIDR {:#x}) FAILED to start: {e}", BOARD.cpus[cpu]),
+            Err(e) => log::error!(
+                "cpu{cpu} (MPIDR {:#x}) FAILED to start: {e}",
+                crate::board::mpidr(cpu).unwrap_or(u64::MAX)
+            ),
         }
     }
-    let online = online_mask().count_ones();
-    log::info!("{online} of {} CPUs online (mask {:#x})", cpu_count(), online_mask());
+    let online = online_mask();
+    log::info!("{} of {} CPUs online: {online}", online.len(), cpu_count());
+}
+
+/// Where a device tree may be: `addr`, if the whole blob lies in the board's RAM. Never reads
+/// outside RAM, so a stray `x0` cannot fault.
+fn blob_in_ram(addr: u64) -> Result<&'static [u8], armstop_devicetree::DtError> {
+    let ram = BOARD
+        .memory
+        .iter()
+        .find(|r| r.kind == MemoryKind::Normal && addr >= r.base && addr < r.end())
+        .ok_or(armstop_devicetree::DtError::NotInRam(addr))?;
+    // SAFETY: `addr..ram.end()` is normal memory the identity map covers, and nothing writes
+    // it while the boot CPU parses (no other CPU runs yet; the image does not overlap it, as
+    // QEMU and the Pi's firmware place the blob outside the loaded image).
+    unsafe { armstop_devicetree::blob_at(addr as usize, (ram.end() - addr) as usize) }
+}
+
+/// Sets the machine's CPU list (see [`crate::board::set_cpus`]) from the device tree or from
+/// the board, as the board's [`DeviceTree`] policy says, and makes it the stoppers' CPU count.
+/// Stops the boot, naming both values, when a device tree and the board data disagree, and
+/// when a required device tree is missing or malformed.
+fn discover_cpus(x0: u64, boot_mpidr: u64) {
+    use armstop_devicetree as dt;
+    let fatal = |args: core::fmt::Arguments<'_>| -> ! { crate::fault::fatal(args) };
+    let from_board = || {
+        if let Err(e) = crate::board::set_cpus(BOARD.cpus, boot_mpidr) {
+            fatal(format_args!("board {}: {e}", BOARD.name));
+        }
+    };
+    match BOARD.device_tree {
+        DeviceTree::None => from_board(),
+        DeviceTree::Optional => {
+            match blob_in_ram(x0).and_then(dt::parse) {
+                Ok(m) => match dt::check_board(&BOARD, &m) {
+                    Ok(()) => log::info!(
+                        "device tree at {x0:#x} agrees with board {} ({} CPUs)",
+                        BOARD.name,
+                        m.cpus().len()
+                    ),
+                    Err(e) => fatal(format_args!(
+                        "device tree at {x0:#x} and board {} disagree: {e}",
+                        BOARD.name
+                    )),
+                },
+                Err(e) if x0 != 0 => {
+                    log::info!("x0 = {x0:#x} holds no device tree ({e}); using board data")
+                }
+                Err(_) => {}
+            }
+            from_board();
+        }
+        DeviceTree::Required { fallback } => {
+            let (at, blob) = match (blob_in_ram(x0), fallback) {
+                (Ok(b), _) => (x0, b),
+                (Err(e), None) => fatal(format_args!(
+                    "board {} needs a device tree, and x0 = {x0:#x} holds none: {e}",
+                    BOARD.name
+                )),
+                (Err(e0), Some(f)) => match blob_in_ram(f) {
+                    Ok(b) => (f, b),
+                    Err(e) => fatal(format_args!(
+                        "board {} needs a device tree: none in x0 ({x0:#x}: {e0}), none at \
+                         {f:#x} ({e})",
+                        BOARD.name
+                    )),
+                },
+            };
+            let m = match dt::parse(blob) {
+                Ok(m) => m,
+                Err(e) => fatal(format_args!("device tree at {at:#x}: {e}")),
+            };
+            if let Err(e) = dt::check_board_devices(&BOARD, &m) {
+                fatal(format_args!(
+                    "device tree at {at:#x} and board {} disagree: {e}",
+                    BOARD.name
+                ));
+            }
+            if let Err(e) = crate::board::set_cpus(m.cpus(), boot_mpidr) {
+                fatal(format_args!("device tree at {at:#x}: {e}"));
+            }
+            log::info!("device tree at {at:#x}: {} CPUs", m.cpus().len());
+        }
+    }
+    crate::stop::STOPPERS.set_nr_cpu_ids(cpu_count());
 }
 
 /// Fills `cpu`'s boot arguments (its stacks, the MMU configuration) for a CPU_ON and cleans
@@ -195,10 +284,10 @@ pub(crate) fn prepare_boot_args(cpu: usize) -> u64 {
 pub extern "C" fn secondary_entry(args: &BootArgs, boot_el: u64) -> ! {
     let cpu = args.cpu as usize;
     let mpidr = crate::cpu::mpidr();
-    if BOARD.logical_id(mpidr) != Some(cpu) {
+    if crate::board::logical_id(mpidr) != Some(cpu) {
         crate::fault::fatal(format_args!(
-            "started as logical CPU {cpu} but MPIDR is {mpidr:#x} (board table says {:#x})",
-            BOARD.cpus[cpu]
+            "started as logical CPU {cpu} but MPIDR is {mpidr:#x} (the CPU list says {:#x})",
+            crate::board::mpidr(cpu).unwrap_or(u64::MAX)
         ));
     }
     BOOT_EL[cpu].store(boot_el as u32, Ordering::Relaxed);
@@ -267,7 +356,7 @@ struct CallSlot {
     ret: AtomicUsize,
 }
 
-static CALLS: [CallSlot; MAX_CPUS] = [const {
+static CALLS: [CallSlot; NR_CPUS] = [const {
     CallSlot {
         lock: spin::Mutex::new(()),
         state: AtomicU32::new(CALL_IDLE),
@@ -275,7 +364,7 @@ static CALLS: [CallSlot; MAX_CPUS] = [const {
         arg: AtomicUsize::new(0),
         ret: AtomicUsize::new(0),
     }
-}; MAX_CPUS];
+}; NR_CPUS];
 
 impl CallSlot {
     fn run(&self) {
@@ -425,16 +514,16 @@ pub fn run_on(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<usize, Ca
 pub fn run_everywhere(
     f: fn(usize) -> usize,
     arg: usize,
-) -> [Option<Result<usize, CallError>>; MAX_CPUS] {
+) -> [Option<Result<usize, CallError>>; NR_CPUS] {
     let me = crate::cpu::id();
-    let mut pending: [Option<Result<Pending, CallError>>; MAX_CPUS] = [const { None }; MAX_CPUS];
+    let mut pending: [Option<Result<Pending, CallError>>; NR_CPUS] = [const { None }; NR_CPUS];
     for (cpu, p) in pending.iter_mut().enumerate().take(cpu_count()) {
         if cpu != me && is_online(cpu) {
             *p = Some(post(cpu, f, arg));
         }
     }
     let mine = f(arg);
-    let mut out: [Option<Result<usize, CallError>>; MAX_CPUS] = [None; MAX_CPUS];
+    let mut out: [Option<Result<usize, CallError>>; NR_CPUS] = [None; NR_CPUS];
     out[me] = Some(Ok(mine));
     for (cpu, p) in pending.into_iter().enumerate() {
         if let Some(p) = p {

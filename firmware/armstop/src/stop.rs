@@ -18,12 +18,13 @@
 
 use core::fmt;
 
-use armstop_boards::MAX_CPUS;
 use armstop_stopper::{Platform, Stoppers};
+
+use crate::board::NR_CPUS;
 
 use crate::gic::{self, SgiTarget};
 
-pub use armstop_stopper::{Caller, CpuMask, DEFAULT_SPIN_NS, NowaitWork, SPIN_ONLY, StopError};
+pub use armstop_stopper::{Caller, CpuSet, DEFAULT_SPIN_NS, NowaitWork, SPIN_ONLY, StopError};
 
 /// The SGI that kicks a stopper.
 pub const SGI_STOPPER: u8 = 1;
@@ -44,9 +45,9 @@ impl Platform for Firmware {
         }
     }
 
-    fn kick_set(&self, cpus: CpuMask) {
+    fn kick_set(&self, cpus: CpuSet) {
         if gic::send_sgi(SGI_STOPPER, SgiTarget::Set(cpus)).is_err() {
-            log::error!("stopper kick to CPUs {cpus:#x} refused by the GIC");
+            log::error!("stopper kick to CPUs {cpus} refused by the GIC");
         }
     }
 
@@ -70,9 +71,9 @@ impl Platform for Firmware {
         core::hint::spin_loop();
     }
 
-    fn wake(&self, cpus: CpuMask) {
+    fn wake(&self, cpus: CpuSet) {
         if gic::send_sgi(SGI_WAKE, SgiTarget::Set(cpus)).is_err() {
-            log::error!("stopper wake to CPUs {cpus:#x} refused by the GIC");
+            log::error!("stopper wake to CPUs {cpus} refused by the GIC");
         }
     }
 
@@ -109,15 +110,12 @@ impl Platform for Firmware {
     }
 }
 
-/// CPUs on this board: the stoppers' size, so a CPU id past the board's is `InvalidCpu`.
-pub const NR_CPUS: usize = crate::board::cpu_count();
-const _: () = assert!(NR_CPUS <= MAX_CPUS);
-
 /// The stopper watchdog set at boot: a stop request that has not finished after this long
 /// gets what each stopper it waits for is running printed (it keeps waiting).
 pub const WATCHDOG_NS: u64 = 5_000_000_000;
 
-/// Every CPU's stopper.
+/// Every CPU's stopper: room for the image's `NR_CPUS`, of which the boot CPU makes the
+/// machine's own count valid (`set_nr_cpu_ids`) before any is enabled.
 pub static STOPPERS: Stoppers<Firmware, NR_CPUS> = Stoppers::new(Firmware);
 
 /// The sleep timer's PPI handler, for the case the sleeper's own order rules out (the PPI

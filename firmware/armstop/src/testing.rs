@@ -80,7 +80,7 @@ pub fn run(suite: &str) -> ! {
     println!(
         "armstop-test: begin suite={suite} board={} cpus={} tests={}",
         BOARD.name,
-        crate::smp::online_mask().count_ones(),
+        crate::smp::online_mask().len(),
         tests().len()
     );
     CURRENT.store(0, Ordering::Relaxed);
@@ -177,7 +177,17 @@ pub fn figure(args: core::fmt::Arguments<'_>) {
 
 /// Number of CPUs the tests can use.
 pub fn online_cpus() -> usize {
-    crate::smp::online_mask().count_ones() as usize
+    crate::smp::online_mask().len()
+}
+
+/// Brings every CPU online ([`require_all_cpus`]), then ends the running test as ignored,
+/// with the reason, if the machine has fewer than `n` CPUs: a test that needs `n` CPUs is
+/// skipped on a smaller machine, never failed and never passed. Boot CPU only.
+pub fn require_cpus(n: usize) {
+    require_all_cpus();
+    if cpu_count() < n {
+        ignore(format_args!("needs {n} CPUs; this machine has {}", cpu_count()));
+    }
 }
 
 /// Asserts that every CPU of the board is online (most multi-CPU tests need them all).
@@ -196,5 +206,5 @@ pub fn require_all_cpus() {
             }
         }
     }
-    assert_eq!(crate::smp::online_mask(), (1u64 << cpu_count()) - 1, "not every CPU is online");
+    assert_eq!(crate::smp::online_mask(), crate::board::all_cpus(), "not every CPU is online");
 }

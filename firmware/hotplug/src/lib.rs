@@ -48,7 +48,7 @@
 use core::fmt;
 
 use armstop_stopper::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
-use armstop_stopper::{CpuMask, Platform, StopError, Stoppers, WaitingGuard};
+use armstop_stopper::{AtomicCpuSet, CpuSet, Platform, StopError, Stoppers, WaitingGuard};
 
 /// A CPU's hotplug state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,7 +323,7 @@ pub struct Hotplug<'s, S: Platform, P: Power, const N: usize> {
     stoppers: &'s Stoppers<S, N>,
     power: P,
     state: [AtomicU32; N],
-    pinned: AtomicU64,
+    pinned: AtomicCpuSet,
     lock: Mutex<()>,
     boot_ns: AtomicU64,
     dead_ns: AtomicU64,
@@ -338,10 +338,6 @@ pub struct Hotplug<'s, S: Platform, P: Power, const N: usize> {
 /// firmware tells nobody when a CPU_OFF completes.
 pub const OFF_POLL_NS: u64 = 10_000;
 
-const fn bit(cpu: usize) -> CpuMask {
-    1 << cpu
-}
-
 impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     armstop_stopper::loom_const_fn! {
         /// Every CPU `Off`, with [`Timeouts::DEFAULT`].
@@ -350,7 +346,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
                 stoppers,
                 power,
                 state: armstop_stopper::array_of![AtomicU32::new(CpuState::Off as u32); N],
-                pinned: AtomicU64::new(0),
+                pinned: AtomicCpuSet::new(),
                 lock: Mutex::new(()),
                 boot_ns: AtomicU64::new(Timeouts::DEFAULT.boot_ns),
                 dead_ns: AtomicU64::new(Timeouts::DEFAULT.dead_ns),
@@ -392,7 +388,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     /// Marks `cpu` as one whose thread never returns to its stopper loop (the boot CPU, which
     /// runs the main program): `cpu_down` refuses it, as it could never power off.
     pub fn pin(&self, cpu: usize) {
-        self.pinned.fetch_or(bit(cpu), Ordering::Relaxed);
+        self.pinned.insert(cpu, Ordering::Relaxed);
     }
 
     /// Counters.
@@ -416,8 +412,8 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     }
 
     /// Mask of online CPUs.
-    pub fn online_mask(&self) -> CpuMask {
-        (0..N).filter(|&c| self.is_online(c)).fold(0, |m, c| m | bit(c))
+    pub fn online_mask(&self) -> CpuSet {
+        (0..N).filter(|&c| self.is_online(c)).collect()
     }
 
     /// Moves `cpu` from `from` to `to` if it is in `from`; `Err(actual)` otherwise.
@@ -522,7 +518,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
             return -16; // EBUSY
         }
         // Every other CPU is stopped, so the online set cannot change under us.
-        let to = self.online_mask().trailing_zeros() as usize;
+        let to = self.online_mask().first().unwrap_or(N);
         self.power.migrate_irqs(n, to);
         self.stoppers.stop_machine_park(n);
         0
@@ -553,7 +549,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     /// park its stopper and for the firmware to report it off. Call from another online CPU.
     #[track_caller]
     pub fn cpu_down(&self, n: usize) -> Result<DownTimes, DownError<P::Error>> {
-        if n >= N {
+        if n >= self.stoppers.nr_cpu_ids() {
             return Err(DownError::InvalidCpu);
         }
         if self.stoppers.in_callback() {
@@ -565,18 +561,18 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
             CpuState::Failed => return Err(DownError::Failed),
             s => return Err(DownError::NotOnline(s)),
         }
-        if self.online_mask() & !bit(n) == 0 {
+        if (self.online_mask() - CpuSet::single(n)).is_empty() {
             return Err(DownError::LastOnline);
         }
         let p = self.stoppers.platform();
         if p.cpu_id() == n {
             return Err(DownError::SelfTarget);
         }
-        if self.pinned.load(Ordering::Relaxed) & bit(n) != 0 {
+        if self.pinned.contains(n, Ordering::Relaxed) {
             return Err(DownError::Pinned);
         }
         let t0 = p.now_ns();
-        match self.stoppers.stop_machine(|| self.take_cpu_down(n), Some(bit(n))) {
+        match self.stoppers.stop_machine(|| self.take_cpu_down(n), Some(CpuSet::single(n))) {
             Ok(0) => {}
             Ok(_) => return Err(DownError::NotOnline(self.state(n))),
             Err(e) => return Err(DownError::Stop(e)),
@@ -615,7 +611,7 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
     /// Brings `n` up: CPU_ON, then waits for it to enable its stopper and report online. A
     /// `Failed` CPU may be retried; the firmware's answer says whether it can be.
     pub fn cpu_up(&self, n: usize) -> Result<UpTimes, UpError<P::Error>> {
-        if n >= N {
+        if n >= self.stoppers.nr_cpu_ids() {
             return Err(UpError::InvalidCpu);
         }
         if self.stoppers.in_callback() {

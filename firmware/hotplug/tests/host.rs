@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use armstop_hotplug::{CpuState, DownError, Timeouts, UpError, transition_allowed};
-use armstop_stopper::{NowaitWork, StopError};
+use armstop_stopper::{CpuSet, NowaitWork, StopError};
 use common::{Machine, N, PsciError, me};
 
 const SHORT: Timeouts =
@@ -36,7 +36,7 @@ fn down_parks_disables_and_powers_off_then_up_serves_again() {
     assert_eq!(hp.state(2), CpuState::Off);
     assert!(!m.powered(2), "AFFINITY_INFO must say OFF");
     assert!(!s.is_enabled(2) && s.is_parked(2));
-    assert_eq!(hp.online_mask(), 0b1011);
+    assert_eq!(hp.online_mask(), CpuSet::from_bits(0b1011));
     assert_eq!(*m.hw.migrations.lock().unwrap(), vec![(2, 0)], "interrupts moved to cpu0");
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
@@ -79,7 +79,7 @@ fn cpu_down_refusals() {
     // cpu3 is pinned, so take down cpu0 from cpu3 to leave cpu3 alone... it is pinned only
     // against being taken down, so the last-online check comes first.
     m.on(3, move || hp.cpu_down(0)).unwrap();
-    assert_eq!(hp.online_mask(), 0b1000);
+    assert_eq!(hp.online_mask(), CpuSet::from_bits(0b1000));
     assert_eq!(m.on(3, move || hp.cpu_down(3)), Err(DownError::LastOnline));
     assert_eq!(m.on(3, move || hp.cpu_up(3)), Err(UpError::AlreadyOnline));
     assert_eq!(m.on(3, move || hp.cpu_up(N)), Err(UpError::InvalidCpu));
@@ -91,7 +91,7 @@ fn cpu_down_refusals() {
             hp.cpu_up(cpu).unwrap();
         }
     });
-    assert_eq!(hp.online_mask(), 0b1111);
+    assert_eq!(hp.online_mask(), CpuSet::from_bits(0b1111));
     assert_eq!(hp.stats().bad_transitions, 0);
 }
 
@@ -332,7 +332,7 @@ fn hammer_once(s: &'static common::S, cpu: usize, t: usize, i: usize) {
         _ => {
             // Runs on the target iff it took part; it must never run anywhere else.
             TALLY.machine_calls.fetch_add(1, Ordering::SeqCst);
-            assert_eq!(s.stop_machine(f, Some(1 << t)), Ok(0));
+            assert_eq!(s.stop_machine(f, Some(CpuSet::single(t))), Ok(0));
             let n = ran.load(Ordering::SeqCst) as u64;
             if n > 1 {
                 TALLY.wrong.fetch_add(1, Ordering::SeqCst);

@@ -39,6 +39,8 @@ use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;
 
+pub use armstop_cpuset::{AtomicCpuSet, CpuSet, MAX_CPUS, ParseCpuSetError};
+
 use sync::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
 /// What the stopper needs from the machine it runs on.
@@ -49,8 +51,8 @@ pub trait Platform: Sync {
     fn kick(&self, cpu: usize);
     /// Wakes the stopper loops of every CPU in `cpus` ([`Platform::kick`] each, by default; one
     /// SGI to the set on the target). Never called with a stopper lock held.
-    fn kick_set(&self, cpus: CpuMask) {
-        for cpu in (0..CpuMask::BITS as usize).filter(|c| cpus & (1 << c) != 0) {
+    fn kick_set(&self, cpus: CpuSet) {
+        for cpu in cpus {
             self.kick(cpu);
         }
     }
@@ -65,7 +67,7 @@ pub trait Platform: Sync {
     /// after the target's last [`Platform::clear_wake`] must end its next `sleep` (it stays
     /// pending until then, as an SGI does). Never called with a stopper lock held. The default
     /// does nothing: a platform without it must not sleep either (see `sleep`'s default).
-    fn wake(&self, cpus: CpuMask) {
+    fn wake(&self, cpus: CpuSet) {
         let _ = cpus;
     }
     /// Discards the wakes sent to this CPU so far (clears its pending wake SGI), so that a
@@ -269,9 +271,6 @@ impl CpuStopper {
     }
 }
 
-/// Bit mask of CPUs (bit `n` = logical CPU `n`).
-pub type CpuMask = u64;
-
 /// The multi-CPU state machine's states (Linux's `enum multi_stop_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
@@ -309,10 +308,10 @@ impl MultiStopState {
 struct MultiStop<'a> {
     func: &'a (dyn Fn() -> i32 + Sync),
     num_threads: usize,
-    active: CpuMask,
+    active: CpuSet,
     state: AtomicU32,
     thread_ack: AtomicUsize,
-    acked: AtomicU64,
+    acked: AtomicCpuSet,
     state_since: AtomicU64,
     reported: AtomicU32,
 }
@@ -366,21 +365,28 @@ pub struct Stoppers<P: Platform, const N: usize> {
     sleepers: [AtomicUsize; N],
     sleeps: AtomicU64,
     wakes: AtomicU64,
+    /// Linux's `nr_cpu_ids`: ids at or above it are `InvalidCpu` (at most `N`).
+    nr_cpu_ids: AtomicUsize,
 }
 
 // SAFETY: all shared state is in atomics and mutexes; the raw work pointers in the lists are
 // only dereferenced under the rules in `queue_work`.
 unsafe impl<P: Platform, const N: usize> Sync for Stoppers<P, N> {}
 
-const fn bit(cpu: usize) -> CpuMask {
-    1 << cpu
+const fn bit(cpu: usize) -> CpuSet {
+    CpuSet::single(cpu)
+}
+
+/// The CPUs below `n` that `pred` holds for.
+fn cpus_where(n: usize, pred: impl Fn(usize) -> bool) -> CpuSet {
+    (0..n).filter(|&c| pred(c)).collect()
 }
 
 impl<P: Platform, const N: usize> Stoppers<P, N> {
     crate::loom_const_fn! {
         /// Stoppers for `N` CPUs, all disabled until [`Stoppers::stop_machine_unpark`].
         pub fn new(platform: P) -> Self {
-            assert!(N >= 1 && N <= 64);
+            assert!(N >= 1 && N <= MAX_CPUS);
             Self {
                 platform,
                 cpus: crate::array_of![CpuStopper::new(); N],
@@ -394,8 +400,21 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 sleepers: crate::array_of![AtomicUsize::new(0); N],
                 sleeps: AtomicU64::new(0),
                 wakes: AtomicU64::new(0),
+                nr_cpu_ids: AtomicUsize::new(N),
             }
         }
+    }
+
+    /// Sets how many CPUs the machine has (Linux's `nr_cpu_ids`), found at boot; `N` is only
+    /// the room the stoppers have. Ids from `n` on are then [`StopError::InvalidCpu`]. Clamped
+    /// to `1..=N`; set it before any CPU is enabled.
+    pub fn set_nr_cpu_ids(&self, n: usize) {
+        self.nr_cpu_ids.store(n.clamp(1, N), Ordering::Relaxed);
+    }
+
+    /// How many CPU ids are valid (see [`Stoppers::set_nr_cpu_ids`]).
+    pub fn nr_cpu_ids(&self) -> usize {
+        self.nr_cpu_ids.load(Ordering::Relaxed)
     }
 
     /// The platform.
@@ -437,9 +456,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         cpu < N && self.cpus[cpu].enabled.load(Ordering::Acquire)
     }
 
-    /// Mask of enabled stoppers: the CPUs a `stop_machine` involves.
-    pub fn enabled_mask(&self) -> CpuMask {
-        (0..N).filter(|&c| self.is_enabled(c)).fold(0, |m, c| m | bit(c))
+    /// The CPUs whose stopper is enabled: those a `stop_machine` involves.
+    pub fn enabled_mask(&self) -> CpuSet {
+        cpus_where(N, |c| self.is_enabled(c))
     }
 
     /// Whether `cpu`'s stopper has parked (see [`Stoppers::park`]).
@@ -477,10 +496,8 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// bit just before a function runs and clears it just after (the `in_callback` flag); a
     /// reader on another CPU may see a change late, so this is a snapshot for displays (the
     /// activity LED) and diagnostics, never a reason to touch a stopper or a work.
-    pub fn running_mask(&self) -> CpuMask {
-        (0..N)
-            .filter(|&c| self.cpus[c].in_callback.load(Ordering::Relaxed))
-            .fold(0, |m, c| m | bit(c))
+    pub fn running_mask(&self) -> CpuSet {
+        cpus_where(N, |c| self.cpus[c].in_callback.load(Ordering::Relaxed))
     }
 
     /// Queues `work` on `cpu` and kicks its stopper: `true` means the function will run.
@@ -566,8 +583,8 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         }
     }
 
-    fn check_cpu(cpu: usize) -> Result<(), StopError> {
-        if cpu < N { Ok(()) } else { Err(StopError::InvalidCpu) }
+    fn check_cpu(&self, cpu: usize) -> Result<(), StopError> {
+        if cpu < self.nr_cpu_ids() { Ok(()) } else { Err(StopError::InvalidCpu) }
     }
 
     fn check_caller(&self) -> Result<(), StopError> {
@@ -576,7 +593,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
 
     /// Waits for `done`. The calling CPU's own stopper may be among those waited for, so
     /// waiting means running it (as Linux's stopper thread would preempt the waiter).
-    fn wait(&self, done: &Done, waiting_for: CpuMask) {
+    fn wait(&self, done: &Done, waiting_for: CpuSet) {
         let limit = self.watchdog_ns.load(Ordering::Relaxed);
         let deadline =
             if limit == 0 { u64::MAX } else { self.platform.now_ns().saturating_add(limit) };
@@ -694,7 +711,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// Wakes every CPU sleeping on `chan` ([`Stoppers::wait_until`]). Call after the change
     /// that the sleepers wait for; never with a stopper lock held.
     pub fn notify(&self, chan: usize) {
-        self.notify_mask(chan, CpuMask::MAX);
+        self.notify_mask(chan, CpuSet::first_n(N));
     }
 
     /// [`Stoppers::notify`], for a channel only `cpu` can sleep on.
@@ -704,17 +721,17 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         }
     }
 
-    fn notify_mask(&self, chan: usize, candidates: CpuMask) {
+    fn notify_mask(&self, chan: usize, candidates: CpuSet) {
         // Pairs with the fence in `sleep_once` (see there).
         fence(Ordering::SeqCst);
-        let mut wake: CpuMask = 0;
-        for cpu in (0..N).filter(|&c| candidates & bit(c) != 0) {
+        let mut wake = CpuSet::EMPTY;
+        for cpu in candidates.iter().take_while(|&c| c < N) {
             if self.sleepers[cpu].load(Ordering::Relaxed) == chan {
-                wake |= bit(cpu);
+                wake.insert(cpu);
             }
         }
-        if wake != 0 {
-            self.wakes.fetch_add(u64::from(wake.count_ones()), Ordering::Relaxed);
+        if !wake.is_empty() {
+            self.wakes.fetch_add(wake.len() as u64, Ordering::Relaxed);
             self.platform.wake(wake);
         }
     }
@@ -724,13 +741,13 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         cpu < N && self.sleepers[cpu].load(Ordering::Relaxed) != 0
     }
 
-    fn report_stuck(&self, what: &str, cpus: CpuMask, limit: u64) {
+    fn report_stuck(&self, what: &str, cpus: CpuSet, limit: u64) {
         self.watchdog_reports.fetch_add(1, Ordering::Relaxed);
         self.platform.report(format_args!(
-            "stopper watchdog: {what} not finished after {} ms; waiting for CPUs {cpus:#x}",
+            "stopper watchdog: {what} not finished after {} ms; waiting for CPUs {cpus}",
             limit / 1_000_000
         ));
-        for cpu in (0..N).filter(|&c| cpus & bit(c) != 0) {
+        for cpu in cpus.iter().take_while(|&c| c < N) {
             match self.running(cpu) {
                 Some(c) => self.platform.report(format_args!("  cpu{cpu}: running {c}")),
                 None => self
@@ -744,7 +761,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     /// then never runs.
     #[track_caller]
     pub fn stop_one_cpu<F: Fn() -> i32 + Sync>(&self, cpu: usize, f: F) -> Result<i32, StopError> {
-        Self::check_cpu(cpu)?;
+        self.check_cpu(cpu)?;
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let done = Done::new(1, self.platform.cpu_id());
@@ -784,8 +801,8 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         b: usize,
         f: F,
     ) -> Result<i32, StopError> {
-        Self::check_cpu(a)?;
-        Self::check_cpu(b)?;
+        self.check_cpu(a)?;
+        self.check_cpu(b)?;
         if a == b {
             return Err(StopError::SameCpu);
         }
@@ -864,27 +881,27 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     ///
     /// # Safety
     /// `works[c]` for every `c` in `mask` as for `queue_work`.
-    unsafe fn queue_stop_cpus_work(&self, mask: CpuMask, works: &[Work<'_>]) -> bool {
+    unsafe fn queue_stop_cpus_work(&self, mask: CpuSet, works: &[Work<'_>]) -> bool {
         // IRQs masked while queueing (Linux: preempt_disable), so this CPU's own stopper cannot
         // run its work, and wait for stoppers not yet queued, before the loop is done.
         let irq = self.platform.irq_save();
         self.stop_cpus_in_progress.store(true, Ordering::Release);
-        let mut queued: CpuMask = 0;
-        for cpu in (0..N).filter(|&c| mask & bit(c) != 0) {
+        let mut queued = CpuSet::EMPTY;
+        for cpu in mask.iter().take_while(|&c| c < N) {
             // SAFETY: forwarded from the caller.
             if unsafe { self.queue_work_unkicked(cpu, &works[cpu]) } {
-                queued |= bit(cpu);
+                queued.insert(cpu);
             }
         }
         // One kick for the set, after every lock is released and, as Linux wakes its stopper
         // threads, before the flag is cleared (this CPU's own is taken when IRQs are restored).
-        if queued != 0 {
+        if !queued.is_empty() {
             self.platform.kick_set(queued);
         }
         self.stop_cpus_in_progress.store(false, Ordering::Release);
         self.platform.irq_restore(irq);
         self.notify(self.in_progress_chan());
-        queued != 0
+        !queued.is_empty()
     }
 
     fn in_progress_chan(&self) -> usize {
@@ -897,11 +914,11 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
 
     fn stop_cpus_locked(
         &self,
-        mask: CpuMask,
+        mask: CpuSet,
         f: &(dyn Fn() -> i32 + Sync),
         caller: Caller,
     ) -> Result<i32, StopError> {
-        let done = Done::new(mask.count_ones() as usize, self.platform.cpu_id());
+        let done = Done::new(mask.len(), self.platform.cpu_id());
         let works: [Work<'_>; N] = core::array::from_fn(|_| Work::new(f, Some(&done), caller));
         // SAFETY: `works` and `done` live until `wait` sees every work completed.
         if !unsafe { self.queue_stop_cpus_work(mask, &works) } {
@@ -911,16 +928,17 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         Ok(done.ret.load(Ordering::Relaxed))
     }
 
-    fn check_mask(mask: CpuMask) -> Result<(), StopError> {
-        if N < 64 && mask >> N != 0 { Err(StopError::InvalidCpu) } else { Ok(()) }
+    fn check_mask(&self, mask: CpuSet) -> Result<(), StopError> {
+        let valid = CpuSet::first_n(self.nr_cpu_ids());
+        if mask.is_subset(&valid) { Ok(()) } else { Err(StopError::InvalidCpu) }
     }
 
     /// Runs `f` on every CPU of `mask` whose stopper is enabled, and waits (Linux's
     /// `stop_cpus`). `Err(NoEnt)` if none is enabled. Serialised with other `stop_cpus` and
     /// `stop_machine` calls.
     #[track_caller]
-    pub fn stop_cpus<F: Fn() -> i32 + Sync>(&self, mask: CpuMask, f: F) -> Result<i32, StopError> {
-        Self::check_mask(mask)?;
+    pub fn stop_cpus<F: Fn() -> i32 + Sync>(&self, mask: CpuSet, f: F) -> Result<i32, StopError> {
+        self.check_mask(mask)?;
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let _g = self.lock_stop_cpus();
@@ -931,10 +949,10 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     #[track_caller]
     pub fn try_stop_cpus<F: Fn() -> i32 + Sync>(
         &self,
-        mask: CpuMask,
+        mask: CpuSet,
         f: F,
     ) -> Result<i32, StopError> {
-        Self::check_mask(mask)?;
+        self.check_mask(mask)?;
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
@@ -972,10 +990,10 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
     pub fn stop_machine<F: Fn() -> i32 + Sync>(
         &self,
         f: F,
-        cpus: Option<CpuMask>,
+        cpus: Option<CpuSet>,
     ) -> Result<i32, StopError> {
         if let Some(m) = cpus {
-            Self::check_mask(m)?;
+            self.check_mask(m)?;
         }
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
@@ -984,14 +1002,14 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         // inside a stop_machine callback (`stop_machine_park`, from take_cpu_down), and that
         // stop_machine holds this mutex, so none of these can be disabled while we queue.
         let online = self.enabled_mask();
-        if online == 0 {
+        let Some(first) = online.first() else {
             return Err(StopError::NoEnt);
-        }
+        };
         let active = match cpus {
             Some(m) => m & online,
-            None => bit(online.trailing_zeros() as usize),
+            None => bit(first),
         };
-        let ms = MultiStop::new(&f, online.count_ones() as usize, active, &self.platform);
+        let ms = MultiStop::new(&f, online.len(), active, &self.platform);
         let run = || ms.run(self);
         self.stop_cpus_locked(online, &run, caller)
     }
@@ -1138,7 +1156,7 @@ impl<'a> MultiStop<'a> {
     fn new<P: Platform>(
         func: &'a (dyn Fn() -> i32 + Sync),
         num_threads: usize,
-        active: CpuMask,
+        active: CpuSet,
         p: &P,
     ) -> Self {
         let ms = Self {
@@ -1147,7 +1165,7 @@ impl<'a> MultiStop<'a> {
             active,
             state: AtomicU32::new(MultiStopState::None as u32),
             thread_ack: AtomicUsize::new(0),
-            acked: AtomicU64::new(0),
+            acked: AtomicCpuSet::new(),
             state_since: AtomicU64::new(0),
             reported: AtomicU32::new(0),
         };
@@ -1159,13 +1177,10 @@ impl<'a> MultiStop<'a> {
     /// acknowledged by the active CPUs only (the others have nothing to do in it), every other
     /// state by every participant.
     fn set_state(&self, state: u32, p: &impl Platform) {
-        let acks = if state == MultiStopState::Run as u32 {
-            self.active.count_ones() as usize
-        } else {
-            self.num_threads
-        };
+        let acks =
+            if state == MultiStopState::Run as u32 { self.active.len() } else { self.num_threads };
         self.thread_ack.store(acks, Ordering::Relaxed);
-        self.acked.store(0, Ordering::Relaxed);
+        self.acked.clear(Ordering::Relaxed);
         self.state_since.store(p.now_ns(), Ordering::Relaxed);
         // The counter must be reset before anyone can see the new state and acknowledge it.
         fence(Ordering::Release);
@@ -1177,11 +1192,13 @@ impl<'a> MultiStop<'a> {
     /// EXIT), for EXIT every participant. PREPARE goes straight to RUN (see
     /// [`MultiStopState::DisableIrq`]), or to EXIT when no participant is active.
     fn ack_state<P: Platform, const N: usize>(&self, cpu: usize, s: &Stoppers<P, N>) {
-        self.acked.fetch_or(bit(cpu), Ordering::Relaxed);
+        self.acked.insert(cpu, Ordering::Relaxed);
         if self.thread_ack.fetch_sub(1, Ordering::AcqRel) == 1 {
             let (next, wake) = match MultiStopState::from_u32(self.state.load(Ordering::Relaxed)) {
-                MultiStopState::Prepare if self.active != 0 => (MultiStopState::Run, self.active),
-                _ => (MultiStopState::Exit, CpuMask::MAX),
+                MultiStopState::Prepare if !self.active.is_empty() => {
+                    (MultiStopState::Run, self.active)
+                }
+                _ => (MultiStopState::Exit, CpuSet::first_n(N)),
             };
             self.set_state(next as u32, &s.platform);
             // After EXIT, `self` lives until every participant has signalled its work done,
@@ -1194,7 +1211,7 @@ impl<'a> MultiStop<'a> {
     fn run<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>) -> i32 {
         let p = &s.platform;
         let cpu = p.cpu_id();
-        let is_active = self.active & bit(cpu) != 0;
+        let is_active = self.active.contains(cpu);
         // Masked before PREPARE is acknowledged, which is what lets DISABLE_IRQ fold into it.
         let irq = p.irq_save();
         let mut cur = MultiStopState::None;
@@ -1258,7 +1275,7 @@ impl<'a> MultiStop<'a> {
                 MultiStopState::Run => "multi-CPU stop (RUN)",
                 _ => "multi-CPU stop",
             },
-            all & !acked,
+            all - acked,
             limit,
         );
     }

@@ -62,8 +62,8 @@ impl Platform for LoomPlatform {
     fn relax(&self) {
         loom::thread::yield_now();
     }
-    fn wake(&self, cpus: crate::CpuMask) {
-        for cpu in (0..MAX_MODELLED).filter(|c| cpus & (1 << c) != 0) {
+    fn wake(&self, cpus: crate::CpuSet) {
+        for cpu in cpus.iter().filter(|&c| c < MAX_MODELLED) {
             unpark(cpu);
         }
     }

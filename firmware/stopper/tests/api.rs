@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use armstop_stopper::{NowaitWork, Platform, StopError};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, StopError};
 use common::{Machine, N};
 
 fn me(m: &Machine) -> usize {
@@ -53,6 +53,27 @@ fn stop_one_cpu_on_a_disabled_stopper_fails_and_never_runs() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!ran.load(Ordering::SeqCst), "f ran on a disabled stopper");
     assert_eq!(m.on(0, move || s.stop_one_cpu(N, || 0)), Err(StopError::InvalidCpu));
+}
+
+/// The stoppers have room for `N` CPUs; a machine found at boot with fewer makes the ids past
+/// its own invalid, not merely offline, for every request kind.
+#[test]
+fn ids_past_nr_cpu_ids_are_invalid_not_offline() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_nr_cpu_ids(N - 1);
+    assert_eq!(s.nr_cpu_ids(), N - 1);
+    let last = N - 1;
+    assert_eq!(m.on(0, move || s.stop_one_cpu(last, || 0)), Err(StopError::InvalidCpu));
+    assert_eq!(m.on(0, move || s.stop_two_cpus(0, last, || 0)), Err(StopError::InvalidCpu));
+    let set = CpuSet::single(last);
+    assert_eq!(m.on(0, move || s.stop_cpus(set, || 0)), Err(StopError::InvalidCpu));
+    assert_eq!(m.on(0, move || s.stop_machine(|| 0, Some(set))), Err(StopError::InvalidCpu));
+    assert_eq!(m.on(0, move || s.stop_one_cpu(last - 1, || 7)), Ok(7), "the others still work");
+    s.set_nr_cpu_ids(0);
+    assert_eq!(s.nr_cpu_ids(), 1, "clamped: the boot CPU always exists");
+    s.set_nr_cpu_ids(usize::MAX);
+    assert_eq!(s.nr_cpu_ids(), N, "clamped to the stoppers' room");
 }
 
 #[test]
@@ -138,7 +159,7 @@ fn stop_cpus_runs_only_where_enabled_and_fails_when_none_is() {
     let hits = Arc::new(Mutex::new(Vec::new()));
     let h = hits.clone();
     let r = m.on(0, move || {
-        s.stop_cpus(0b1110, || {
+        s.stop_cpus(CpuSet::from_bits(0b1110), || {
             h.lock().unwrap().push(s.platform().cpu_id());
             0
         })
@@ -147,8 +168,11 @@ fn stop_cpus_runs_only_where_enabled_and_fails_when_none_is() {
     let mut got = hits.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, vec![2, 3]);
-    assert_eq!(m.on(0, move || s.stop_cpus(0b0010, || 1)), Err(StopError::NoEnt));
-    assert_eq!(m.on(0, move || s.stop_cpus(1 << N, || 1)), Err(StopError::InvalidCpu));
+    assert_eq!(
+        m.on(0, move || s.stop_cpus(CpuSet::from_bits(0b0010), || 1)),
+        Err(StopError::NoEnt)
+    );
+    assert_eq!(m.on(0, move || s.stop_cpus(CpuSet::single(N), || 1)), Err(StopError::InvalidCpu));
 }
 
 #[test]
@@ -158,7 +182,7 @@ fn try_stop_cpus_fails_fast_while_another_runs() {
     static HOLD: AtomicBool = AtomicBool::new(true);
     static INSIDE: AtomicBool = AtomicBool::new(false);
     let first = m.spawn_on(0, move || {
-        s.stop_cpus(0b0010, || {
+        s.stop_cpus(CpuSet::from_bits(0b0010), || {
             INSIDE.store(true, Ordering::SeqCst);
             while HOLD.load(Ordering::SeqCst) {
                 std::thread::yield_now();
@@ -169,10 +193,13 @@ fn try_stop_cpus_fails_fast_while_another_runs() {
     while !INSIDE.load(Ordering::SeqCst) {
         std::thread::yield_now();
     }
-    assert_eq!(m.on(2, move || s.try_stop_cpus(0b1000, || 0)), Err(StopError::Busy));
+    assert_eq!(
+        m.on(2, move || s.try_stop_cpus(CpuSet::from_bits(0b1000), || 0)),
+        Err(StopError::Busy)
+    );
     HOLD.store(false, Ordering::SeqCst);
     assert_eq!(first.recv().unwrap(), Ok(0));
-    assert_eq!(m.on(2, move || s.try_stop_cpus(0b1000, || 0)), Ok(0));
+    assert_eq!(m.on(2, move || s.try_stop_cpus(CpuSet::from_bits(0b1000), || 0)), Ok(0));
 }
 
 #[test]
@@ -209,7 +236,7 @@ fn stop_machine_with_a_mask_runs_on_those_cpus() {
                 h.lock().unwrap().push(s.platform().cpu_id());
                 0
             },
-            Some(0b1001)
+            Some(CpuSet::from_bits(0b1001))
         )),
         Ok(0)
     );
@@ -225,10 +252,14 @@ fn non_zero_returns_propagate() {
     assert_eq!(m.on(0, move || s.stop_one_cpu(1, || -5)), Ok(-5));
     assert_eq!(m.on(0, move || s.stop_two_cpus(1, 2, || -7)), Ok(-7));
     assert_eq!(
-        m.on(0, move || s.stop_cpus(0b0110, || if s.platform().cpu_id() == 2 { -9 } else { 0 })),
+        m.on(0, move || s.stop_cpus(CpuSet::from_bits(0b0110), || if s.platform().cpu_id() == 2 {
+            -9
+        } else {
+            0
+        })),
         Ok(-9)
     );
-    assert_eq!(m.on(0, move || s.stop_machine(|| -11, Some(0b1111))), Ok(-11));
+    assert_eq!(m.on(0, move || s.stop_machine(|| -11, Some(CpuSet::from_bits(0b1111)))), Ok(-11));
 }
 
 #[test]
@@ -284,7 +315,7 @@ fn waiting_requests_from_a_callback_are_refused() {
             *inner.lock().unwrap() = Some((
                 s.stop_one_cpu(2, || 0),
                 s.stop_two_cpus(2, 3, || 0),
-                s.stop_cpus(0b100, || 0),
+                s.stop_cpus(CpuSet::from_bits(0b100), || 0),
                 s.stop_machine(|| 0, None),
             ));
             0

@@ -7,7 +7,7 @@
 #![cfg(loom)]
 
 use armstop_stopper::model::{LoomPlatform, set_cpu};
-use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, StopError, Stoppers};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
@@ -178,7 +178,7 @@ fn stop_machine_ack_counter() {
                 r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
                 0
             },
-            Some(0b10),
+            Some(CpuSet::from_bits(0b10)),
         );
         finished.store(1, Ordering::SeqCst);
         server.join().unwrap();
@@ -247,7 +247,7 @@ fn sleep_participants_are_woken() {
                     r.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
                     0
                 },
-                Some(0b10),
+                Some(CpuSet::from_bits(0b10)),
             )
         });
         assert_eq!(result, Ok(0));
@@ -268,7 +268,7 @@ fn sleep_stop_cpus_mutex_waiter_is_woken() {
         let (s1, r1, f1) = (s.clone(), ran.clone(), finished.clone());
         let other = loom::thread::spawn(move || {
             set_cpu(1);
-            let r = s1.stop_cpus(0b01, move || {
+            let r = s1.stop_cpus(CpuSet::from_bits(0b01), move || {
                 r1.fetch_add(1, Ordering::SeqCst);
                 1
             });
@@ -279,7 +279,7 @@ fn sleep_stop_cpus_mutex_waiter_is_woken() {
         });
         set_cpu(0);
         let r0 = ran.clone();
-        let mine = s.stop_cpus(0b10, move || {
+        let mine = s.stop_cpus(CpuSet::from_bits(0b10), move || {
             r0.fetch_add(0x100, Ordering::SeqCst);
             2
         });

@@ -74,13 +74,29 @@ pub struct Machine {
     /// `-cpu`, where the machine has a choice (`raspi4b` has not).
     pub cpu: Option<&'static str>,
     /// `-smp`, where the machine has a choice.
-    pub smp: Option<u8>,
+    pub smp: Option<u16>,
     /// `-m` (`raspi4b` accepts exactly 2G).
     pub memory: &'static str,
     /// EL the firmware is entered at.
     pub boot_el: u8,
     /// How the image is loaded.
     pub load: Load,
+    /// Which part of `just test` it takes (see [`Tier`]).
+    pub tier: Tier,
+}
+
+/// Which images `just test` boots on a machine: the whole matrix cannot run every image on every
+/// machine in its time budget, so each machine has a part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Every image: the suites, the reboot suite and the harness self-tests (the default
+    /// machines of `armstop-runner test`).
+    Full,
+    /// Another CPU count: the suite and hotplug images, whose tests skip (with the reason)
+    /// what the machine is too small for.
+    Sizes,
+    /// A large machine: the main image's report (`just run`) and the bench's scale run.
+    Scale,
 }
 
 impl Machine {
@@ -116,52 +132,78 @@ impl Machine {
     }
 }
 
+/// A QEMU `virt` machine with a Cortex-A72 per CPU.
+const fn virt(
+    name: &'static str,
+    description: &'static str,
+    qemu_machine: &'static str,
+    smp: u16,
+    boot_el: u8,
+    tier: Tier,
+) -> Machine {
+    Machine {
+        name,
+        description,
+        board: "qemu-virt",
+        qemu_machine,
+        cpu: Some("cortex-a72"),
+        smp: Some(smp),
+        memory: "1G",
+        boot_el,
+        load: Load::KernelElf,
+        tier,
+    }
+}
+
 /// Every machine the runner knows.
 pub const MACHINES: &[Machine] = &[
-    Machine {
-        name: "virt-gicv2",
-        description: "QEMU virt, GICv2, entered at EL1",
-        board: "qemu-virt",
-        qemu_machine: "virt,gic-version=2",
-        cpu: Some("cortex-a72"),
-        smp: Some(4),
-        memory: "1G",
-        boot_el: 1,
-        load: Load::KernelElf,
-    },
-    Machine {
-        name: "virt-gicv3",
-        description: "QEMU virt, GICv3, entered at EL1",
-        board: "qemu-virt",
-        qemu_machine: "virt,gic-version=3",
-        cpu: Some("cortex-a72"),
-        smp: Some(4),
-        memory: "1G",
-        boot_el: 1,
-        load: Load::KernelElf,
-    },
-    Machine {
-        name: "virt-el2-gicv2",
-        description: "QEMU virt with virtualization=on, GICv2, entered at EL2",
-        board: "qemu-virt",
-        qemu_machine: "virt,virtualization=on,gic-version=2",
-        cpu: Some("cortex-a72"),
-        smp: Some(4),
-        memory: "1G",
-        boot_el: 2,
-        load: Load::KernelElf,
-    },
-    Machine {
-        name: "virt-el2-gicv3",
-        description: "QEMU virt with virtualization=on, GICv3, entered at EL2",
-        board: "qemu-virt",
-        qemu_machine: "virt,virtualization=on,gic-version=3",
-        cpu: Some("cortex-a72"),
-        smp: Some(4),
-        memory: "1G",
-        boot_el: 2,
-        load: Load::KernelElf,
-    },
+    virt("virt-gicv2", "QEMU virt, GICv2, entered at EL1", "virt,gic-version=2", 4, 1, Tier::Full),
+    virt("virt-gicv3", "QEMU virt, GICv3, entered at EL1", "virt,gic-version=3", 4, 1, Tier::Full),
+    virt(
+        "virt-el2-gicv2",
+        "QEMU virt with virtualization=on, GICv2, entered at EL2",
+        "virt,virtualization=on,gic-version=2",
+        4,
+        2,
+        Tier::Full,
+    ),
+    virt(
+        "virt-el2-gicv3",
+        "QEMU virt with virtualization=on, GICv3, entered at EL2",
+        "virt,virtualization=on,gic-version=3",
+        4,
+        2,
+        Tier::Full,
+    ),
+    virt("virt-gicv2-smp1", "QEMU virt, GICv2, 1 CPU", "virt,gic-version=2", 1, 1, Tier::Sizes),
+    virt("virt-gicv2-smp2", "QEMU virt, GICv2, 2 CPUs", "virt,gic-version=2", 2, 1, Tier::Sizes),
+    virt(
+        "virt-gicv2-smp8",
+        "QEMU virt, GICv2, 8 CPUs (GICv2's limit)",
+        "virt,gic-version=2",
+        8,
+        1,
+        Tier::Sizes,
+    ),
+    virt("virt-gicv3-smp1", "QEMU virt, GICv3, 1 CPU", "virt,gic-version=3", 1, 1, Tier::Sizes),
+    virt("virt-gicv3-smp2", "QEMU virt, GICv3, 2 CPUs", "virt,gic-version=3", 2, 1, Tier::Sizes),
+    virt("virt-gicv3-smp8", "QEMU virt, GICv3, 8 CPUs", "virt,gic-version=3", 8, 1, Tier::Sizes),
+    virt(
+        "virt-gicv3-smp16",
+        "QEMU virt, GICv3, 16 CPUs (one full cluster)",
+        "virt,gic-version=3",
+        16,
+        1,
+        Tier::Scale,
+    ),
+    virt(
+        "virt-gicv3-smp64",
+        "QEMU virt, GICv3, 64 CPUs (four clusters; the image's default room)",
+        "virt,gic-version=3",
+        64,
+        1,
+        Tier::Scale,
+    ),
     Machine {
         name: "raspi4b-tfa",
         description: "QEMU raspi4b (4x A72, GIC-400, 2 GiB), TF-A BL31 as armstub, entered at EL2",
@@ -172,6 +214,7 @@ pub const MACHINES: &[Machine] = &[
         memory: "2G",
         boot_el: 2,
         load: Load::Firmware(TFA_BL31),
+        tier: Tier::Full,
     },
     Machine {
         name: "raspi4b-own-psci",
@@ -184,6 +227,7 @@ pub const MACHINES: &[Machine] = &[
         memory: "2G",
         boot_el: 2,
         load: Load::KernelRaw,
+        tier: Tier::Full,
     },
 ];
 
@@ -906,6 +950,14 @@ armstop-test: end passed={} failed={} ignored=0",
                 "virt-gicv3",
                 "virt-el2-gicv2",
                 "virt-el2-gicv3",
+                "virt-gicv2-smp1",
+                "virt-gicv2-smp2",
+                "virt-gicv2-smp8",
+                "virt-gicv3-smp1",
+                "virt-gicv3-smp2",
+                "virt-gicv3-smp8",
+                "virt-gicv3-smp16",
+                "virt-gicv3-smp64",
                 "raspi4b-tfa",
                 "raspi4b-own-psci"
             ]
@@ -957,7 +1009,12 @@ armstop-test: end passed={} failed={} ignored=0",
                 );
                 assert_eq!(m.boot_el, 2, "{}", m.name);
             } else {
-                assert_eq!((m.cpu, m.smp), (Some("cortex-a72"), Some(4)), "{}", m.name);
+                assert_eq!(m.cpu, Some("cortex-a72"), "{}", m.name);
+                let n = m.smp.expect("virt has a choice of CPUs");
+                assert_eq!(m.tier == Tier::Full, n == 4, "{}: the full matrix is 4 CPUs", m.name);
+                // GICv2 serves 8 CPUs; the image has room for the board's max_cpus.
+                let limit = if m.qemu_machine.contains("gic-version=2") { 8 } else { 512 };
+                assert!(n >= 1 && n <= limit && usize::from(n) <= board.max_cpus, "{}", m.name);
             }
         }
         for b in armstop_boards::ALL {

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use armstop_boards::ExitMethod;
 use armstop_runner::{
-    BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, boot_files,
-    check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml, machine,
-    parse_transcript, qemu_args,
+    BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
+    boot_files, check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml,
+    machine, parse_transcript, qemu_args,
 };
 
 const TAIL: usize = 40;
@@ -78,7 +78,7 @@ fn default_firmware_dir(images: &Path) -> PathBuf {
 fn parse(args: &[String]) -> Result<(String, Options), String> {
     let mut o = Options {
         qemu: std::env::var("ARMSTOP_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()),
-        machines: MACHINES.iter().collect(),
+        machines: MACHINES.iter().filter(|m| m.tier == Tier::Full).collect(),
         timeout: 0,
         begin_timeout: 60,
         hang_timeout: 5,
@@ -553,11 +553,13 @@ mod tests {
     }
 
     #[test]
-    fn test_defaults_to_every_machine_and_the_built_images() {
+    fn test_defaults_to_the_full_tier_and_the_built_images() {
         let (cmd, o) = parse(&args("test --suite suite --suite hotplug")).unwrap();
         assert_eq!(cmd, "test");
         let names: Vec<_> = o.machines.iter().map(|m| m.name).collect();
-        assert_eq!(names, MACHINES.iter().map(|m| m.name).collect::<Vec<_>>());
+        let full = MACHINES.iter().filter(|m| m.tier == Tier::Full).map(|m| m.name);
+        assert_eq!(names, full.collect::<Vec<_>>());
+        assert_eq!(names.len(), 6, "four virt machines and the two Pis");
         assert!(names.contains(&"raspi4b-tfa") && names.contains(&"raspi4b-own-psci"));
         assert_eq!((o.timeout, o.begin_timeout, o.hang_timeout), (600, 60, 5));
         assert_eq!(o.images, Path::new("target/images"));

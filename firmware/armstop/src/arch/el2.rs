@@ -9,20 +9,25 @@
 //! Register contract of the HVC entry: `x0` = function id, `x1..x3` = arguments; `x0` = result
 //! on return; every other general register is preserved (SMCCC 1.1 and later).
 
-use armstop_boards::MAX_CPUS;
+use crate::board::NR_CPUS;
 
 /// Bytes of EL2 stack per CPU: the provider's call path is shallow (no formatting except on a
 /// fatal error).
 pub const EL2_STACK: usize = 8 * 1024;
 
+/// CPUs with an EL2 stack: every CPU where the image is its board's PSCI provider, one
+/// otherwise (the table is then never used, and a board found with many CPUs does not pay for
+/// it).
+const EL2_CPUS: usize = if crate::own_psci::enabled() { NR_CPUS } else { 1 };
+
 /// The provider's per-CPU EL2 stacks, zeroed with `.bss` before use.
 #[repr(C, align(4096))]
-pub struct El2Stacks(pub [[u8; EL2_STACK]; MAX_CPUS]);
+pub struct El2Stacks(pub [[u8; EL2_STACK]; EL2_CPUS]);
 
 /// EL2 stacks (in `.el2_bss`, unmapped at EL1).
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".el2_bss")]
-pub static mut ARMSTOP_EL2_STACKS: El2Stacks = El2Stacks([[0; EL2_STACK]; MAX_CPUS]);
+pub static mut ARMSTOP_EL2_STACKS: El2Stacks = El2Stacks([[0; EL2_STACK]; EL2_CPUS]);
 
 /// Top of `cpu`'s EL2 stack.
 pub fn stack_top(cpu: usize) -> u64 {
@@ -156,7 +161,7 @@ armstop_el2_boot:
     boot = sym crate::own_psci::el2_boot,
     mpidrs = sym crate::own_psci::ARMSTOP_EL2_MPIDRS,
     stacks = sym ARMSTOP_EL2_STACKS,
-    max_cpus = const MAX_CPUS,
+    max_cpus = const EL2_CPUS,
     el2_stack = const EL2_STACK,
     aff_mask = const armstop_boards::MPIDR_AFFINITY_MASK,
     // SCTLR_EL2 RES1 bits (29, 28, 23, 22, 18, 16, 11, 5, 4) with MMU, caches and alignment

@@ -61,9 +61,10 @@ const DEFAULT_PRIORITY: u8 = 0xa0;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use armstop_boards::{GicLayout, MAX_CPUS};
+use armstop_boards::GicLayout;
+use armstop_stopper::CpuSet;
 
-use crate::board::BOARD;
+use crate::board::{BOARD, NR_CPUS};
 
 /// The SGI that carries [`crate::ipi`] messages.
 pub const SGI_IPI: u8 = 0;
@@ -77,8 +78,8 @@ pub const SGI_COUNT: usize = 16;
 pub enum SgiTarget {
     /// One CPU (may be the sender).
     Cpu(usize),
-    /// A set of logical CPUs, bit `n` for CPU `n` (may include the sender).
-    Set(u64),
+    /// A set of logical CPUs (may include the sender).
+    Set(CpuSet),
     /// Every CPU but the sender.
     AllOthers,
 }
@@ -114,6 +115,11 @@ pub enum GicError {
     SystemRegistersDisabled,
     /// A target or SGI number out of range.
     BadTarget,
+    /// The machine has more CPUs than a GICv2 serves (its target lists have 8 bits).
+    TooManyCpus(usize),
+    /// A CPU's Aff0 is 16 or more and the CPU interface has no range selector
+    /// (`ICC_CTLR_EL1.RSS`), so no SGI can name it.
+    Aff0TooLarge(u64),
 }
 
 impl core::fmt::Display for GicError {
@@ -128,6 +134,13 @@ impl core::fmt::Display for GicError {
                 )
             }
             Self::BadTarget => write!(f, "SGI number or target CPU out of range"),
+            Self::TooManyCpus(n) => {
+                write!(f, "the machine has {n} CPUs; a GICv2 serves at most {}", v2::MAX_CPUS)
+            }
+            Self::Aff0TooLarge(m) => write!(
+                f,
+                "MPIDR {m:#x} has Aff0 >= 16 and ICC_CTLR_EL1.RSS = 0: no SGI can target it"
+            ),
         }
     }
 }
@@ -165,6 +178,9 @@ pub fn init_primary() -> Result<Version, GicError> {
             }
         }
     };
+    if matches!(drv, Driver::V2(_)) && crate::board::cpu_count() > v2::MAX_CPUS {
+        return Err(GicError::TooManyCpus(crate::board::cpu_count()));
+    }
     let drv = GIC.call_once(|| drv);
     match drv {
         Driver::V2(g) => g.init_distributor(),
@@ -201,7 +217,7 @@ pub fn send_sgi(sgi: u8, target: SgiTarget) -> Result<(), GicError> {
     let n = crate::board::cpu_count();
     let valid = match target {
         SgiTarget::Cpu(c) => c < n,
-        SgiTarget::Set(m) => m >> n == 0,
+        SgiTarget::Set(m) => m.is_subset(&CpuSet::first_n(n)),
         SgiTarget::AllOthers => true,
     };
     if usize::from(sgi) >= SGI_COUNT || !valid {
@@ -217,11 +233,11 @@ pub fn send_sgi(sgi: u8, target: SgiTarget) -> Result<(), GicError> {
 }
 
 const NONE: u32 = u32::MAX;
-static IN_FLIGHT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(NONE) }; MAX_CPUS];
-static SGI_COUNTS: [[AtomicU64; SGI_COUNT]; MAX_CPUS] =
-    [const { [const { AtomicU64::new(0) }; SGI_COUNT] }; MAX_CPUS];
-static SGI_LAST_SOURCE: [[AtomicU32; SGI_COUNT]; MAX_CPUS] =
-    [const { [const { AtomicU32::new(NONE) }; SGI_COUNT] }; MAX_CPUS];
+static IN_FLIGHT: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(NONE) }; NR_CPUS];
+static SGI_COUNTS: [[AtomicU64; SGI_COUNT]; NR_CPUS] =
+    [const { [const { AtomicU64::new(0) }; SGI_COUNT] }; NR_CPUS];
+static SGI_LAST_SOURCE: [[AtomicU32; SGI_COUNT]; NR_CPUS] =
+    [const { [const { AtomicU32::new(NONE) }; SGI_COUNT] }; NR_CPUS];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
 /// The IRQ handler: acknowledges and dispatches until nothing is pending.
@@ -298,7 +314,7 @@ pub fn unexpected_count() -> u64 {
 }
 
 static EXPECTED_SPI: AtomicU32 = AtomicU32::new(NONE);
-static SPI_COUNTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static SPI_COUNTS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 
 /// Number of interrupt lines the distributor implements (SGIs, PPIs and SPIs).
 pub fn lines() -> u32 {
@@ -340,8 +356,8 @@ pub fn set_spi_pending(intid: u32) {
     }
 }
 
-/// The logical CPUs SPI `intid` is routed to, as a mask.
-pub fn spi_targets(intid: u32) -> u64 {
+/// The logical CPUs SPI `intid` is routed to.
+pub fn spi_targets(intid: u32) -> CpuSet {
     match driver() {
         Driver::V2(g) => g.spi_targets(intid),
         Driver::V3(g) => g.spi_targets(intid),
@@ -373,7 +389,7 @@ pub fn migrate_spis(from: usize, to: usize) -> u32 {
             Driver::V2(g) => g.spi_targets(intid),
             Driver::V3(g) => g.spi_targets(intid),
         };
-        if targets & (1 << from) != 0 {
+        if targets.contains(from) {
             match driver() {
                 Driver::V2(g) => g.route_spi(intid, to),
                 Driver::V3(g) => g.route_spi(intid, to),

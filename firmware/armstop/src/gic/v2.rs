@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use armstop_boards::MAX_CPUS;
+use armstop_stopper::CpuSet;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -72,6 +72,9 @@ pub struct GicV2 {
 
 const SPURIOUS: u32 = 1020;
 
+/// Most CPUs a GICv2 serves: its SGI target lists and `ITARGETSR` bytes have 8 bits.
+pub const MAX_CPUS: usize = 8;
+
 // SAFETY: the driver holds references to MMIO register blocks, accessed only with volatile
 // reads and writes. The GIC is built to be accessed from every CPU at once (the CPU interface
 // and SGI/PPI registers are banked per CPU; distributor writes are single-register updates).
@@ -109,7 +112,10 @@ impl GicV2 {
     pub fn init_cpu(&self) {
         let d = self.gicd;
         let cpu = crate::cpu::id();
-        self.cpu_bits[cpu].store(d.itargetsr[0].get() as u8, Ordering::Relaxed);
+        // `gic::init_primary` refuses a machine with more CPUs than a GICv2 has bits for.
+        if let Some(bit) = self.cpu_bits.get(cpu) {
+            bit.store(d.itargetsr[0].get() as u8, Ordering::Relaxed);
+        }
         d.icenabler[0].set(u32::MAX);
         d.icpendr[0].set(u32::MAX);
         for r in &d.cpendsgir {
@@ -128,20 +134,17 @@ impl GicV2 {
         c.ctlr.set(if self.security_extensions() { 1 } else { 7 });
     }
 
-    /// The target-list bit of logical CPU `cpu` (0 until that CPU initialised its interface).
+    /// The target-list bit of logical CPU `cpu` (0 until that CPU initialised its interface,
+    /// and for ids a GICv2 cannot have).
     pub fn cpu_bit(&self, cpu: usize) -> u8 {
-        self.cpu_bits[cpu].load(Ordering::Relaxed)
+        self.cpu_bits.get(cpu).map_or(0, |b| b.load(Ordering::Relaxed))
     }
 
     /// Writes GICD_SGIR.
     pub fn send_sgi(&self, sgi: u8, target: SgiTarget) {
         let (filter, list) = match target {
             SgiTarget::Cpu(c) => (0u32, self.cpu_bit(c)),
-            SgiTarget::Set(m) => {
-                let bits =
-                    (0..MAX_CPUS).filter(|c| m & (1 << c) != 0).fold(0, |a, c| a | self.cpu_bit(c));
-                (0, bits)
-            }
+            SgiTarget::Set(m) => (0, m.iter().fold(0, |a, c| a | self.cpu_bit(c))),
             SgiTarget::AllOthers => (1, 0),
         };
         self.gicd.sgir.set((filter << 24) | (u32::from(list) << 16) | u32::from(sgi));
@@ -207,9 +210,9 @@ impl GicV2 {
     }
 
     /// The logical CPUs SPI `intid` targets, as a mask.
-    pub fn spi_targets(&self, intid: u32) -> u64 {
+    pub fn spi_targets(&self, intid: u32) -> CpuSet {
         let byte = bank::read_byte(&self.gicd.itargetsr, intid);
-        (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).fold(0, |m, c| m | 1 << c)
+        (0..MAX_CPUS).filter(|&c| self.cpu_bit(c) & byte != 0).collect()
     }
 
     /// Enables PPI `intid` on this CPU (banked `GICD_ISENABLER0`) at `priority`.

@@ -6,13 +6,14 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use armstop_boards::MAX_CPUS;
+use armstop_stopper::CpuSet;
+
+use crate::board::NR_CPUS;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
 
 use super::{Ack, DEFAULT_PRIORITY, GicError, SgiTarget, bank};
-use crate::board::BOARD;
 
 register_structs! {
     Gicd {
@@ -103,7 +104,7 @@ pub struct GicV3 {
     gicd: &'static Gicd,
     gicr_base: u64,
     /// Each logical CPU's redistributor frame (0 until found).
-    rd: [AtomicUsize; MAX_CPUS],
+    rd: [AtomicUsize; NR_CPUS],
 }
 
 // SAFETY: the driver holds references to MMIO register blocks, accessed only with volatile
@@ -118,7 +119,7 @@ impl GicV3 {
     pub fn new(gicd: u64, gicr: u64) -> Self {
         // SAFETY: the board maps the distributor as device memory for the whole run.
         let gicd = unsafe { &*(gicd as *const Gicd) };
-        Self { gicd, gicr_base: gicr, rd: [const { AtomicUsize::new(0) }; MAX_CPUS] }
+        Self { gicd, gicr_base: gicr, rd: [const { AtomicUsize::new(0) }; NR_CPUS] }
     }
 
     fn wait_rwp(&self) {
@@ -166,7 +167,10 @@ impl GicV3 {
     /// Per-CPU set-up (see [`super::init_cpu`]).
     pub fn init_cpu(&self) -> Result<(), GicError> {
         let cpu = crate::cpu::id();
-        let mpidr = BOARD.cpus[cpu];
+        let mpidr = crate::board::mpidr(cpu).ok_or(GicError::BadTarget)?;
+        if mpidr & 0xff >= 16 && !self.range_selector() {
+            return Err(GicError::Aff0TooLarge(mpidr));
+        }
         let frame = self.find_redistributor(mpidr).ok_or(GicError::NoRedistributor(mpidr))?;
         self.rd[cpu].store(frame as usize, Ordering::Relaxed);
         // SAFETY: `frame` is this CPU's redistributor (RD_base, then SGI_base 64 KiB above),
@@ -200,35 +204,46 @@ impl GicV3 {
         Ok(())
     }
 
-    /// Writes ICC_SGI1R_EL1, once per cluster (Aff3.Aff2.Aff1) that has targets.
+    /// Whether the CPU interface takes SGI target lists beyond Aff0 15 (`ICC_CTLR_EL1.RSS`).
+    fn range_selector(&self) -> bool {
+        sysreg_read!("s3_0_c12_c12_4") & (1 << 18) != 0
+    }
+
+    /// Writes ICC_SGI1R_EL1, once per group of 16 CPUs that share Aff3.Aff2.Aff1 and the range
+    /// selector (`Aff0 / 16`) and have targets: at most one write per CPU, one per cluster on
+    /// QEMU `virt` (16 CPUs per cluster).
     pub fn send_sgi(&self, sgi: u8, target: SgiTarget) {
         let intid = u64::from(sgi) << 24;
-        let mask = match target {
+        let mut left = match target {
             SgiTarget::AllOthers => {
                 sysreg_write!("s3_0_c12_c11_5", intid | (1 << 40)); // IRM: all but self
                 isb();
                 return;
             }
-            SgiTarget::Cpu(c) => 1u64 << c,
+            SgiTarget::Cpu(c) => CpuSet::single(c),
             SgiTarget::Set(m) => m,
         };
-        let mut left = mask;
-        while left != 0 {
-            let first = left.trailing_zeros() as usize;
-            let cluster = BOARD.cpus[first] & !0xff;
+        // The group of 16 an MPIDR's target-list bit belongs to.
+        let group = |m: u64| m & !0xf;
+        while let Some(first) = left.first() {
+            let Some(g) = crate::board::mpidr(first).map(group) else {
+                left.remove(first);
+                continue;
+            };
             let mut list = 0u64;
-            for c in 0..BOARD.cpus.len() {
-                if left & (1 << c) != 0 && BOARD.cpus[c] & !0xff == cluster {
-                    list |= 1 << (BOARD.cpus[c] & 0xf);
-                    left &= !(1 << c);
+            for c in left {
+                if let Some(m) = crate::board::mpidr(c).filter(|&m| group(m) == g) {
+                    list |= 1 << (m & 0xf);
+                    left.remove(c);
                 }
             }
-            let aff1 = (cluster >> 8) & 0xff;
-            let aff2 = (cluster >> 16) & 0xff;
-            let aff3 = (cluster >> 32) & 0xff;
+            let rs = (g >> 4) & 0xf;
+            let aff1 = (g >> 8) & 0xff;
+            let aff2 = (g >> 16) & 0xff;
+            let aff3 = (g >> 32) & 0xff;
             sysreg_write!(
                 "s3_0_c12_c11_5",
-                (aff3 << 48) | (aff2 << 32) | intid | (aff1 << 16) | list
+                (aff3 << 48) | (rs << 44) | (aff2 << 32) | intid | (aff1 << 16) | list
             );
         }
         isb();
@@ -289,17 +304,15 @@ impl GicV3 {
 
     /// Routes SPI `intid` to logical CPU `cpu` (GICD_IROUTER, Interrupt_Routing_Mode 0).
     pub fn route_spi(&self, intid: u32, cpu: usize) {
-        let m = BOARD.cpus[cpu] & armstop_boards::MPIDR_AFFINITY_MASK;
-        self.gicd.irouter[intid as usize].set(m);
+        if let Some(m) = crate::board::mpidr(cpu) {
+            self.gicd.irouter[intid as usize].set(m);
+        }
     }
 
-    /// The logical CPUs SPI `intid` targets, as a mask.
-    pub fn spi_targets(&self, intid: u32) -> u64 {
+    /// The logical CPUs SPI `intid` targets.
+    pub fn spi_targets(&self, intid: u32) -> CpuSet {
         let m = self.gicd.irouter[intid as usize].get() & armstop_boards::MPIDR_AFFINITY_MASK;
-        match BOARD.logical_id(m) {
-            Some(c) => 1 << c,
-            None => 0,
-        }
+        crate::board::logical_id(m).map_or(CpuSet::EMPTY, CpuSet::single)
     }
 
     /// This CPU's redistributor frames (RD_base, SGI_base), found by `init_cpu`.

@@ -16,7 +16,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use armstop_hotplug::{CpuState, Hotplug, Power, Step, Timeouts};
-use armstop_stopper::{Platform, Stoppers};
+use armstop_stopper::{CpuSet, Platform, Stoppers};
 
 pub const N: usize = 4;
 
@@ -72,8 +72,8 @@ impl Platform for HostPlatform {
     fn relax(&self) {
         thread::yield_now();
     }
-    fn wake(&self, cpus: u64) {
-        for cpu in (0..N).filter(|c| cpus & (1 << c) != 0) {
+    fn wake(&self, cpus: CpuSet) {
+        for cpu in cpus.iter().filter(|&c| c < N) {
             self.0.wake(cpu);
         }
     }
@@ -198,7 +198,7 @@ impl Machine {
                 hp.cpu_up(cpu).unwrap_or_else(|e| panic!("cpu{cpu}: {e}"));
             }
         });
-        assert_eq!(hp.online_mask(), (1 << N) - 1);
+        assert_eq!(hp.online_mask(), CpuSet::first_n(N));
         m
     }
 

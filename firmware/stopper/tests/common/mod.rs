@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use armstop_stopper::{Platform, Stoppers};
+use armstop_stopper::{CpuSet, Platform, Stoppers};
 
 pub const N: usize = 4;
 
@@ -44,12 +44,10 @@ impl Platform for HostPlatform {
         std::hint::spin_loop();
         thread::yield_now();
     }
-    fn wake(&self, cpus: u64) {
+    fn wake(&self, cpus: CpuSet) {
         let threads = self.threads.get().expect("machine started");
-        for (cpu, t) in threads.iter().enumerate() {
-            if cpus & (1 << cpu) != 0 {
-                t.unpark();
-            }
+        for cpu in cpus {
+            threads[cpu].unpark();
         }
     }
     // A sleep with no deadline parks for good: a lost wake-up hangs the test, which then fails

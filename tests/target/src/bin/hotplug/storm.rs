@@ -10,7 +10,7 @@ use core::time::Duration;
 use armstop::board::cpu_count;
 use armstop::hotplug::{self, CpuState, HOTPLUG};
 use armstop::smp;
-use armstop::stop::{NowaitWork, STOPPERS};
+use armstop::stop::{CpuSet, NowaitWork, STOPPERS};
 use armstop::target_test;
 use armstop::testing::figure;
 use armstop_boards::MAX_CPUS;
@@ -92,7 +92,7 @@ fn hammer_once(cpu: usize, t: usize, i: usize) {
         _ => {
             // Runs f on the target iff the target took part; never anywhere else, never twice.
             MACHINE_CALLS.fetch_add(1, Ordering::SeqCst);
-            if STOPPERS.stop_machine(f, Some(1 << t)) != Ok(0) {
+            if STOPPERS.stop_machine(f, Some(CpuSet::single(t))) != Ok(0) {
                 WRONG.fetch_add(1, Ordering::SeqCst);
             }
             let n = ran.load(Ordering::SeqCst) as u64;

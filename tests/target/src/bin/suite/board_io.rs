@@ -11,7 +11,7 @@ use armstop::gic;
 use armstop::gpio::{self, Gpio, PinId};
 use armstop::led::{self, HEARTBEAT, HOLD_MS};
 use armstop::smp;
-use armstop::stop::STOPPERS;
+use armstop::stop::{CpuSet, STOPPERS};
 use armstop::target_test;
 use armstop::testing::{figure, ignore, require_all_cpus};
 use armstop::time::{Instant, wait_until};
@@ -136,7 +136,7 @@ fn activity_led_is_solid_while_stop_requests_run() {
     };
     // A long stop_machine: every CPU has IRQs masked (the boot CPU's LED timer too); the
     // spinning participants' relax hooks light it.
-    assert_eq!(STOPPERS.stop_machine(sampler, Some(1)), Ok(0));
+    assert_eq!(STOPPERS.stop_machine(sampler, Some(CpuSet::single(0))), Ok(0));
     let (n, first) = check("300 ms stop_machine");
     // (Whether the busy pattern is still held now depends on whether the timer, masked
     // during the stop, has run yet: the hold counts from the last sample that saw a request,

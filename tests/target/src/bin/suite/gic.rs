@@ -2,11 +2,12 @@
 
 use core::time::Duration;
 
-use armstop::board::cpu_count;
-use armstop::demo::{self, MATRIX_ROUNDS};
+use armstop::board::{NR_CPUS, cpu_count};
+use armstop::demo;
 use armstop::gic::{self, GicError, SGI_TEST_FIRST, SgiTarget, Version};
 use armstop::ipi::{self, Message};
 use armstop::smp;
+use armstop::stop::CpuSet;
 use armstop::target_test;
 use armstop::testing::require_all_cpus;
 use armstop::time::wait_until;
@@ -17,8 +18,8 @@ const SGI_OTHERS: u8 = SGI_TEST_FIRST + 3;
 const SGI_CLEARED: u8 = SGI_TEST_FIRST + 4;
 const WAIT: Duration = Duration::from_millis(500);
 
-fn counts(sgi: u8) -> [u64; 8] {
-    let mut c = [0; 8];
+fn counts(sgi: u8) -> [u64; NR_CPUS] {
+    let mut c = [0; NR_CPUS];
     for (cpu, v) in c.iter_mut().enumerate().take(cpu_count()) {
         *v = gic::sgi_count(cpu, sgi);
     }
@@ -32,8 +33,8 @@ fn sgi_matrix_every_pair_delivers_every_sgi() {
     for s in 0..cpu_count() {
         for d in 0..cpu_count() {
             if s != d {
-                assert_eq!(m.delivered[s][d], MATRIX_ROUNDS, "cpu{s} -> cpu{d}");
-                assert_eq!(m.wrong_source[s][d], 0, "GICv2 source for cpu{s} -> cpu{d}");
+                assert_eq!(m.delivered(s, d), m.rounds, "cpu{s} -> cpu{d}");
+                assert_eq!(m.wrong_source(s, d), 0, "GICv2 source for cpu{s} -> cpu{d}");
             }
         }
     }
@@ -60,14 +61,15 @@ fn sgi_to_self_on_every_cpu() {
 #[target_test]
 fn sgi_to_a_set_reaches_exactly_that_set() {
     require_all_cpus();
-    for set in [0b0110u64, 0b1010, 0b1111, 0b0001] {
+    for bits in [0b0110u64, 0b1010, 0b1111, 0b0001] {
+        let set = CpuSet::from_bits(bits) & armstop::board::all_cpus();
         let before = counts(SGI_SET);
         gic::send_sgi(SGI_SET, SgiTarget::Set(set)).expect("send");
         for cpu in 0..cpu_count() {
-            let want = before[cpu] + (set >> cpu & 1);
+            let want = before[cpu] + u64::from(set.contains(cpu));
             assert!(
                 wait_until(WAIT, || gic::sgi_count(cpu, SGI_SET) >= want),
-                "cpu{cpu} missed set {set:#b}"
+                "cpu{cpu} missed set {set}"
             );
         }
         // Give a wrongly targeted SGI time to arrive before checking nobody else got one.
@@ -75,8 +77,8 @@ fn sgi_to_a_set_reaches_exactly_that_set() {
         for cpu in 0..cpu_count() {
             assert_eq!(
                 gic::sgi_count(cpu, SGI_SET),
-                before[cpu] + (set >> cpu & 1),
-                "cpu{cpu}, set {set:#b}"
+                before[cpu] + u64::from(set.contains(cpu)),
+                "cpu{cpu}, set {set}"
             );
         }
     }
@@ -152,7 +154,10 @@ fn cpu_init_clears_sgis_left_pending() {
 fn bad_sgi_targets_are_refused() {
     assert_eq!(gic::send_sgi(16, SgiTarget::Cpu(0)), Err(GicError::BadTarget));
     assert_eq!(gic::send_sgi(1, SgiTarget::Cpu(cpu_count())), Err(GicError::BadTarget));
-    assert_eq!(gic::send_sgi(1, SgiTarget::Set(1 << cpu_count())), Err(GicError::BadTarget));
+    assert_eq!(
+        gic::send_sgi(1, SgiTarget::Set(CpuSet::single(cpu_count()))),
+        Err(GicError::BadTarget)
+    );
     assert_eq!(ipi::send(cpu_count(), Message::Wake), Err(GicError::BadTarget));
 }
 

@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use armstop::board::cpu_count;
 use armstop::smp;
-use armstop::stop::{NowaitWork, STOPPERS, StopError};
+use armstop::stop::{CpuSet, NowaitWork, STOPPERS, StopError};
 use armstop::target_test;
 use armstop::testing::require_all_cpus;
 use armstop::time::wait_until;
@@ -14,7 +14,7 @@ use armstop::time::wait_until;
 /// How long a requester posted to another CPU may take for a whole scenario.
 const SCENARIO: Duration = Duration::from_secs(120);
 
-const ALL: u64 = 0b1111;
+const ALL: CpuSet = CpuSet::from_bits(0b1111);
 
 fn me() -> i32 {
     armstop::cpu::id() as i32
@@ -78,11 +78,14 @@ fn stop_cpus_and_try_stop_cpus_run_once_per_cpu() {
         hits.fetch_add(1 << (8 * armstop::cpu::id()), Ordering::SeqCst);
         0
     };
-    assert_eq!(STOPPERS.stop_cpus(0b1011, f), Ok(0));
+    assert_eq!(STOPPERS.stop_cpus(CpuSet::from_bits(0b1011), f), Ok(0));
     assert_eq!(hits.load(Ordering::SeqCst), 0x0100_0101);
-    assert_eq!(STOPPERS.try_stop_cpus(0b0100, f), Ok(0));
+    assert_eq!(STOPPERS.try_stop_cpus(CpuSet::from_bits(0b0100), f), Ok(0));
     assert_eq!(hits.load(Ordering::SeqCst), 0x0101_0101);
-    assert_eq!(STOPPERS.stop_cpus(1 << 40, f), Err(StopError::InvalidCpu));
+    assert_eq!(
+        STOPPERS.stop_cpus(CpuSet::single(armstop::board::NR_CPUS), f),
+        Err(StopError::InvalidCpu)
+    );
 }
 
 #[target_test]
@@ -109,7 +112,7 @@ fn waiting_requests_from_callbacks_are_refused() {
         let e = Err(StopError::WouldDeadlock);
         assert_eq!(STOPPERS.stop_one_cpu(2, || 0), e);
         assert_eq!(STOPPERS.stop_two_cpus(2, 3, || 0), e);
-        assert_eq!(STOPPERS.stop_cpus(0b100, || 0), e);
+        assert_eq!(STOPPERS.stop_cpus(CpuSet::from_bits(0b100), || 0), e);
         assert_eq!(STOPPERS.stop_machine(|| 0, None), e);
         7
     });
@@ -140,11 +143,11 @@ fn a_parked_stopper_refuses_work_cleanly_and_unparks() {
         hits.fetch_add(1 << (8 * armstop::cpu::id()), Ordering::SeqCst);
         0
     };
-    assert_eq!(STOPPERS.stop_cpus(0b1100, g), Ok(0), "runs where enabled");
+    assert_eq!(STOPPERS.stop_cpus(CpuSet::from_bits(0b1100), g), Ok(0), "runs where enabled");
     assert_eq!(STOPPERS.stop_machine(g, Some(ALL)), Ok(0), "stop_machine over the enabled CPUs");
     // stop_cpus: cpu2 only; stop_machine: cpu0, cpu1, cpu2.
     assert_eq!(hits.load(Ordering::SeqCst), 0x0002_0101, "never on cpu3");
-    assert_eq!(STOPPERS.stop_cpus(0b1000, g), Err(StopError::NoEnt));
+    assert_eq!(STOPPERS.stop_cpus(CpuSet::from_bits(0b1000), g), Err(StopError::NoEnt));
     assert_eq!(STOPPERS.stats().park_with_works, 0);
     STOPPERS.stop_machine_unpark(3);
     assert_eq!(STOPPERS.stop_one_cpu(3, || me()), Ok(3));

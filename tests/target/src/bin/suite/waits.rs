@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 use armstop::hotplug;
-use armstop::stop::{DEFAULT_SPIN_NS, NowaitWork, SPIN_ONLY, STOPPERS};
+use armstop::stop::{CpuSet, DEFAULT_SPIN_NS, NowaitWork, SPIN_ONLY, STOPPERS};
 use armstop::target_test;
 use armstop::testing::require_all_cpus;
 use armstop::time::wait_until;
@@ -33,8 +33,8 @@ fn every_request_kind() {
         hits.fetch_add(1 << (8 * armstop::cpu::id()), Ordering::SeqCst);
         0
     };
-    assert_eq!(STOPPERS.stop_cpus(0b1110, count), Ok(0));
-    assert_eq!(STOPPERS.stop_machine(count, Some(0b1111)), Ok(0));
+    assert_eq!(STOPPERS.stop_cpus(CpuSet::from_bits(0b1110), count), Ok(0));
+    assert_eq!(STOPPERS.stop_machine(count, Some(CpuSet::from_bits(0b1111))), Ok(0));
     assert_eq!(STOPPERS.stop_machine(count, None), Ok(0));
     assert_eq!(hits.load(Ordering::SeqCst), 0x0202_0202, "callbacks per CPU");
     hotplug::cpu_down(3).expect("cpu_down(3)");
