@@ -29,6 +29,9 @@ struct Options {
     icount_iters: Option<u32>,
     linux: bool,
     smoke: bool,
+    /// The scale machines (armstop only, `scale_iters` per figure).
+    scale: Vec<&'static Machine>,
+    scale_iters: u32,
     out: PathBuf,
     images: PathBuf,
     firmware_dir: Option<PathBuf>,
@@ -36,7 +39,10 @@ struct Options {
     repo: PathBuf,
 }
 
-const USAGE: &str = "usage: armstop-bench [--machines a,b] [--repeat R] [--iters N] [--linux-cycles N] [--icount-iters N | --no-icount] [--no-linux] [--smoke] [--out DIR] [--images ROOT] [--firmware-dir DIR] [--qemu PATH] [--repo DIR]";
+const USAGE: &str = "usage: armstop-bench [--machines a,b] [--repeat R] [--iters N] [--linux-cycles N] [--icount-iters N | --no-icount] [--no-linux] [--scale-machines a,b | --no-scale] [--scale-iters N] [--smoke] [--out DIR] [--images ROOT] [--firmware-dir DIR] [--qemu PATH] [--repo DIR]";
+
+/// The machines of the scale curve, beside the 4-CPU `virt-gicv3` of the default machines.
+const SCALE_MACHINES: &[&str] = &["virt-gicv3-smp16", "virt-gicv3-smp64"];
 
 /// The request kinds every full-size (4-CPU) machine must report, in these modes.
 const EXPECTED: &[(&str, &[&str])] = &[
@@ -78,6 +84,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         icount_iters: Some(20),
         linux: true,
         smoke: false,
+        scale: SCALE_MACHINES
+            .iter()
+            .map(|n| armstop_runner::machine(n))
+            .collect::<Result<_, _>>()?,
+        scale_iters: 30,
         out: PathBuf::from("target/bench"),
         images: PathBuf::from("target/images"),
         firmware_dir: None,
@@ -100,6 +111,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--icount-iters" => o.icount_iters = Some(number(a, it.next(), 1)?),
             "--no-icount" => o.icount_iters = None,
             "--no-linux" => o.linux = false,
+            "--scale-machines" => {
+                let v = it.next().ok_or("--scale-machines needs a list")?;
+                o.scale = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(armstop_runner::machine)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--no-scale" => o.scale.clear(),
+            "--scale-iters" => o.scale_iters = number(a, it.next(), 1)?,
             "--smoke" => o.smoke = true,
             "--out" => {
                 o.out = it.next().ok_or("--out needs a directory")?.into();
@@ -124,6 +145,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         o.iters = 2;
         o.linux_cycles = 1;
         o.icount_iters = o.icount_iters.map(|_| 2);
+        o.scale_iters = 2;
         if !out_given {
             o.out = PathBuf::from("target/bench-smoke");
         }
@@ -154,7 +176,17 @@ fn smoke_check(b: &Bench, linux: bool) -> Vec<String> {
                 }
             }
         }
-        let has_linux = r.machine.starts_with("virt") && !r.config.contains(' ');
+        if let Some(n) =
+            r.armstop.begin.get("cpus").filter(|c| c.parse::<u32>().is_ok_and(|n| n > 4))
+        {
+            let kind = format!("stop_machine_{n}cpus");
+            if r.armstop.figure(&kind, "sleep").is_none() {
+                missing.push(format!("{}: no {kind} (sleep)", r.config));
+            }
+        }
+        let has_linux = r.machine.starts_with("virt")
+            && !r.config.contains(' ')
+            && r.armstop.begin.get("cpus").is_some_and(|c| c == "4");
         if linux && has_linux && r.linux.is_none() {
             missing.push(format!("{}: no Linux figures", r.config));
         }
@@ -212,6 +244,9 @@ fn bench(o: &Options) -> Result<bool, String> {
     if let (Some(m), Some(iters)) = (icount_machine, o.icount_iters) {
         configs.push((m, vec!["-icount", "shift=1"], iters));
     }
+    for m in o.scale.iter().filter(|m| !o.machines.iter().any(|n| n.name == m.name)) {
+        configs.push((m, vec![], o.scale_iters));
+    }
     let t0 = Instant::now();
     let total = o.repeat as usize * configs.len();
     let mut done = 0;
@@ -233,7 +268,12 @@ fn bench(o: &Options) -> Result<bool, String> {
                 Duration::from_secs(900),
             )?;
             let armstop_s = t.elapsed().as_secs_f64();
-            let with_linux = o.linux && extra.is_empty() && m.qemu_machine.starts_with("virt");
+            // Linux on the scale machines would take most of the bench's time, for a side
+            // the curve does not show.
+            let with_linux = o.linux
+                && extra.is_empty()
+                && m.qemu_machine.starts_with("virt")
+                && !o.scale.iter().any(|s| s.name == m.name);
             let t = Instant::now();
             let l = if with_linux {
                 Some(linux::run(&o.qemu, &o.repo, m, o.linux_cycles, Duration::from_secs(900))?)

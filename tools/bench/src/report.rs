@@ -146,6 +146,20 @@ const ROWS: &[(&str, Option<Other>)] = &[
 /// The modes a row is shown in.
 const MODES: [&str; 4] = ["floor", "spin", "sleep", "sleep0"];
 
+/// What the scale curve follows, by CPU count: label, figure kind (`stop_machine_all`: the
+/// machine's own CPU count) and mode (`shipped`: [`SHIPPED_MODE`]).
+pub const SCALE_KINDS: &[(&str, &str, &str)] = &[
+    ("broadcast SGI + acks (floor)", "sgi_broadcast_ack", "floor"),
+    ("stop_one_cpu remote", "stop_one_cpu_remote", "shipped"),
+    ("stop_two_cpus(1,2)", "stop_two_cpus_1_2", "shipped"),
+    ("stop_cpus (all but cpu0)", "stop_cpus", "shipped"),
+    ("stop_machine (every CPU)", "stop_machine_all", "shipped"),
+    ("stop_machine, spin-only", "stop_machine_all", "spin"),
+    ("cpu_down's stop_machine", "cpu_down_stop_machine", "shipped"),
+    ("hotplug cycle", "hotplug_cycle", "shipped"),
+    ("boot to all online", "boot_to_all_online", "floor"),
+];
+
 fn other_median(run: &MachineRun, other: Other) -> Option<u64> {
     match other {
         Other::Floor(k) => run.armstop.figure(k, "floor").map(|f| f.median),
@@ -206,6 +220,56 @@ impl Bench {
             }
         }
         c
+    }
+
+    /// CPUs the bench image found online at boot on `config` (its `begin` line).
+    pub fn cpus_of(&self, config: &str) -> Option<u32> {
+        self.runs_of(config).find_map(|r| r.armstop.begin.get("cpus")?.parse().ok())
+    }
+
+    /// The configurations the targets are judged on: the 4-CPU machines without extra flags
+    /// (the scale machines and `-icount` are judged apart, or not at all).
+    fn judged(&self) -> Vec<&str> {
+        self.configs()
+            .into_iter()
+            .filter(|c| !c.contains(' ') && self.cpus_of(c) == Some(4))
+            .collect()
+    }
+
+    /// The scale curve: for each of [`SCALE_KINDS`], the shipped mode's median on each GICv3
+    /// `virt` configuration without extra flags, by CPU count (ascending). The whole-machine
+    /// `stop_machine` is `stop_machine_<n>cpus` on each.
+    pub fn scale(&self) -> Vec<(&'static str, Vec<(u32, f64)>)> {
+        let mut configs: Vec<(u32, &str)> = self
+            .configs()
+            .into_iter()
+            .filter(|c| !c.contains(' ') && c.starts_with("virt-gicv3"))
+            .filter_map(|c| Some((self.cpus_of(c)?, c)))
+            .collect();
+        configs.sort_unstable();
+        configs.dedup_by_key(|(n, _)| *n);
+        if configs.len() < 2 {
+            return Vec::new();
+        }
+        SCALE_KINDS
+            .iter()
+            .map(|&(label, kind, mode)| {
+                let points = configs
+                    .iter()
+                    .filter_map(|&(n, c)| {
+                        let k = if kind == "stop_machine_all" {
+                            format!("stop_machine_{n}cpus")
+                        } else {
+                            kind.to_string()
+                        };
+                        let m = if mode == "shipped" { SHIPPED_MODE } else { mode };
+                        self.figure_spread(c, &k, m).map(|s| (n, s.median))
+                    })
+                    .collect();
+                (label, points)
+            })
+            .filter(|(_, p): &(&str, Vec<(u32, f64)>)| !p.is_empty())
+            .collect()
     }
 
     fn runs_of<'a>(&'a self, config: &'a str) -> impl Iterator<Item = &'a MachineRun> + 'a {
@@ -298,6 +362,33 @@ impl Bench {
                 }
             }
         }
+        let scale = self.scale();
+        if !scale.is_empty() {
+            let cpus: Vec<u32> = scale[0].1.iter().map(|p| p.0).collect();
+            let _ = writeln!(
+                o,
+                "\nscale (virt GICv3; medians over runs, shipped mode unless named; growth = \
+                 largest / smallest machine):"
+            );
+            let head: Vec<String> = cpus.iter().map(|n| format!("{n:>3} CPUs")).collect();
+            let _ = writeln!(o, "  {:<30} {}  growth", "", head.join("   "));
+            for (label, points) in &scale {
+                let cells: Vec<String> = cpus
+                    .iter()
+                    .map(|n| {
+                        points.iter().find(|p| p.0 == *n).map_or_else(|| "-".into(), |p| human(p.1))
+                    })
+                    .map(|c| format!("{c:>8}"))
+                    .collect();
+                let growth = match (points.first(), points.last()) {
+                    (Some(a), Some(b)) if points.len() > 1 && a.1 > 0.0 => {
+                        format!("{:.1}x over {}x the CPUs", b.1 / a.1, b.0 / a.0.max(1))
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(o, "  {label:<30} {}  {growth}", cells.join("   "));
+            }
+        }
         if !self.image_sizes.is_empty() {
             let _ = writeln!(o, "\nrelease images (raw):");
             for (name, size) in &self.image_sizes {
@@ -328,7 +419,7 @@ impl Bench {
     /// Each target of the performance issue, judged on what was measured.
     pub fn targets(&self) -> Vec<Target> {
         let mut t = Vec::new();
-        let plain: Vec<&str> = self.configs().into_iter().filter(|c| !c.contains(' ')).collect();
+        let plain = self.judged();
         let mut ratio_target = |what: &str, kind: &str, other: Other, limit: f64, faster: bool| {
             for config in &plain {
                 let Some(r) = self.ratio_spread(config, kind, SHIPPED_MODE, other) else {
@@ -549,6 +640,10 @@ impl Bench {
             }
             y += 40.0;
         }
+        let scale = self.scale();
+        if !scale.is_empty() {
+            y += self.scale_svg(&scale, y, &mut body);
+        }
         let mut legend = String::new();
         for (i, (series, name)) in [
             ("floor", "floor (no stopper)"),
@@ -580,6 +675,103 @@ impl Bench {
             self.host_cpus,
             xml(self.qemu_version.split(" (").next().unwrap_or(&self.qemu_version))
         )
+    }
+}
+
+impl Bench {
+    /// The scale panel of the plot at height `top`: each of [`SCALE_KINDS`] as a line over the
+    /// CPU count (log scale both ways), labelled at its right end; returns the panel's height.
+    fn scale_svg(&self, scale: &[(&str, Vec<(u32, f64)>)], top: f64, body: &mut String) -> f64 {
+        const LEFT: f64 = 80.0;
+        const RIGHT: f64 = 700.0;
+        const H: f64 = 300.0;
+        const LO: f64 = 1e3;
+        const HI: f64 = 1e9;
+        const PALETTE: [&str; 9] = [
+            "#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#e377c2", "#9467bd", "#8c564b",
+            "#17becf",
+        ];
+        let cpus: Vec<u32> = scale.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
+        let (min, max) = (
+            f64::from(*cpus.iter().min().unwrap_or(&1)),
+            f64::from(*cpus.iter().max().unwrap_or(&2)),
+        );
+        let y0 = top + 30.0;
+        let px = |n: u32| {
+            LEFT + (f64::from(n).log2() - min.log2()) / (max.log2() - min.log2()).max(1e-9)
+                * (RIGHT - LEFT)
+        };
+        let py = |ns: f64| {
+            y0 + H - (ns.clamp(LO, HI).log10() - LO.log10()) / (HI.log10() - LO.log10()) * H
+        };
+        let _ = writeln!(
+            body,
+            r#"<text x="10" y="{}" font-size="14" font-weight="bold">scale: virt GICv3, median latency by CPU count (shipped mode unless named; log scales)</text>"#,
+            top + 14.0
+        );
+        for e in 3..=9 {
+            let gy = py(10f64.powi(e));
+            let _ = writeln!(
+                body,
+                r##"<line x1="{LEFT}" y1="{gy:.1}" x2="{RIGHT}" y2="{gy:.1}" stroke="#ccc" stroke-width="0.5"/><text x="{}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"##,
+                LEFT - 4.0,
+                gy + 3.0,
+                human(10f64.powi(e))
+            );
+        }
+        let mut ticks = cpus.clone();
+        ticks.sort_unstable();
+        ticks.dedup();
+        for n in ticks {
+            let gx = px(n);
+            let _ = writeln!(
+                body,
+                r##"<line x1="{gx:.1}" y1="{y0}" x2="{gx:.1}" y2="{}" stroke="#ccc" stroke-width="0.5"/><text x="{gx:.1}" y="{}" font-size="10" text-anchor="middle">{n} CPUs</text>"##,
+                y0 + H,
+                y0 + H + 14.0
+            );
+        }
+        let mut labels: Vec<(f64, f64, &str, String)> = Vec::new();
+        for (i, (label, points)) in scale.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let path: Vec<String> =
+                points.iter().map(|&(n, ns)| format!("{:.1},{:.1}", px(n), py(ns))).collect();
+            let _ = writeln!(
+                body,
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#,
+                path.join(" ")
+            );
+            for &(n, ns) in points {
+                let _ = writeln!(
+                    body,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{} on {n} CPUs: {}</title></circle>"#,
+                    px(n),
+                    py(ns),
+                    xml(label),
+                    human(ns)
+                );
+            }
+            if let Some(&(n, ns)) = points.last() {
+                labels.push((
+                    py(ns) + 3.0,
+                    px(n) + 6.0,
+                    colour,
+                    format!("{} ({})", xml(label), human(ns)),
+                ));
+            }
+        }
+        // Labels of lines that end close together are moved apart, top to bottom.
+        labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut last = f64::MIN;
+        for (ly, lx, colour, text) in labels {
+            let ly = ly.max(last + 11.0);
+            last = ly;
+            let _ = writeln!(
+                body,
+                r#"<text x="{lx:.1}" y="{ly:.1}" font-size="10" fill="{colour}">{text}</text>"#
+            );
+        }
+        H + 70.0
     }
 }
 
@@ -625,6 +817,7 @@ mod tests {
                 fig("hotplug_cycle", "sleep", 500_000),
                 fig("boot_to_all_online", "floor", 9_000_000),
             ],
+            begin: [("cpus".to_string(), "4".to_string())].into(),
             ..Default::default()
         };
         let linux = LinuxRun {
@@ -658,6 +851,46 @@ mod tests {
             image_sizes: [("qemu-virt/armstop.bin".to_string(), 140_000)].into(),
             runs,
         }
+    }
+
+    /// A bench image run on a GICv3 machine of `cpus` CPUs whose whole-machine stop_machine
+    /// takes `sm` ns.
+    fn scale_run(cpus: u32, sm: u64) -> MachineRun {
+        let config = if cpus == 4 { "virt-gicv3".into() } else { format!("virt-gicv3-smp{cpus}") };
+        MachineRun {
+            machine: config.clone(),
+            config,
+            repeat: 0,
+            armstop: ArmstopRun {
+                figures: vec![
+                    fig(&format!("stop_machine_{cpus}cpus"), "sleep", sm),
+                    fig("boot_to_all_online", "floor", 60_000_000),
+                    fig("hotplug_cycle", "sleep", 500_000),
+                    fig("psci_cycle", "floor", 10_000),
+                ],
+                begin: [("cpus".to_string(), cpus.to_string())].into(),
+                ..Default::default()
+            },
+            linux: None,
+        }
+    }
+
+    #[test]
+    fn the_scale_curve_follows_the_cpu_count_and_is_not_judged() {
+        let b =
+            bench(vec![scale_run(64, 4_000_000), scale_run(4, 250_000), scale_run(16, 1_000_000)]);
+        let s = b.scale();
+        let sm = s.iter().find(|(l, _)| l.starts_with("stop_machine (every")).expect("curve");
+        assert_eq!(sm.1, [(4, 250_000.0), (16, 1_000_000.0), (64, 4_000_000.0)], "sorted by CPUs");
+        let table = b.table(true);
+        assert!(table.contains("16.0x over 16x the CPUs"), "{table}");
+        assert!(b.svg().contains("scale: virt GICv3") && b.svg().contains("<polyline"));
+        // Only the 4-CPU machine is judged: the 64-CPU boot (60 ms here) is no missed target.
+        let boot: Vec<_> = b.targets().into_iter().filter(|t| t.what.contains("50 ms")).collect();
+        assert_eq!(boot.len(), 1, "{boot:?}");
+        assert!(boot[0].measured.starts_with("virt-gicv3:"), "{boot:?}");
+        // One machine size alone is no curve.
+        assert!(bench(vec![scale_run(4, 1)]).scale().is_empty());
     }
 
     #[test]

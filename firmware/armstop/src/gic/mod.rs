@@ -236,8 +236,10 @@ const NONE: u32 = u32::MAX;
 static IN_FLIGHT: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(NONE) }; NR_CPUS];
 static SGI_COUNTS: [[AtomicU64; SGI_COUNT]; NR_CPUS] =
     [const { [const { AtomicU64::new(0) }; SGI_COUNT] }; NR_CPUS];
+/// The last source of each SGI on each CPU, plus one (0: none yet), so that the table starts
+/// zeroed in `.bss` rather than taking `NR_CPUS` × 64 bytes of the image.
 static SGI_LAST_SOURCE: [[AtomicU32; SGI_COUNT]; NR_CPUS] =
-    [const { [const { AtomicU32::new(NONE) }; SGI_COUNT] }; NR_CPUS];
+    [const { [const { AtomicU32::new(0) }; SGI_COUNT] }; NR_CPUS];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
 /// The IRQ handler: acknowledges and dispatches until nothing is pending.
@@ -254,7 +256,7 @@ pub fn handle_irq() {
             let sgi = ack.intid as usize;
             SGI_COUNTS[cpu][sgi].fetch_add(1, Ordering::Relaxed);
             if let Some(src) = ack.source {
-                SGI_LAST_SOURCE[cpu][sgi].store(src as u32, Ordering::Relaxed);
+                SGI_LAST_SOURCE[cpu][sgi].store(src as u32 + 1, Ordering::Relaxed);
             }
             if ack.intid == u32::from(SGI_IPI) {
                 crate::ipi::handle();
@@ -303,8 +305,8 @@ pub fn sgi_count(cpu: usize, sgi: u8) -> u64 {
 /// The source CPU the GIC reported for the last SGI `sgi` that `cpu` took (GICv2 only).
 pub fn sgi_last_source(cpu: usize, sgi: u8) -> Option<usize> {
     match SGI_LAST_SOURCE[cpu][usize::from(sgi)].load(Ordering::Relaxed) {
-        NONE => None,
-        s => Some(s as usize),
+        0 => None,
+        s => Some(s as usize - 1),
     }
 }
 
