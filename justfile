@@ -110,9 +110,11 @@ sdcard *variants: build-firmware
 gdb machine="virt-gicv3" image="armstop": build
     {{runner}} boot --images {{images_root}} --machine {{machine}} --gdb {{image}}
 
-# Formatting and lints: rustfmt everywhere, clippy on the host crates, warnings denied on the firmware.
+# Formatting and lints: rustfmt everywhere, the firmware's layering, clippy on the host crates,
+# warnings denied on the firmware.
 check:
     cargo fmt --all --check
+    cargo run --quiet -p armstop-layers
     cargo clippy --all-targets --quiet -- -D warnings
     RUSTFLAGS="-D warnings -C link-arg=-Tarmstop.ld -C force-frame-pointers=yes" just build-firmware
 

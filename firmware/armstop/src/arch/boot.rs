@@ -1,4 +1,4 @@
-//! Entry points (boot CPU and secondaries), the EL2 → EL1 drop, MMU enable and the stack reset
+//! Entry points (boot CPU and secondaries), the EL2 → EL1 drop and the stack reset
 //! used to recover a CPU after a fault.
 //!
 //! Invariants: every CPU reaches Rust at EL1 with DAIF masked, `TPIDR_EL1` = logical id,
@@ -6,9 +6,14 @@
 //! exception always switches to a stack that a thread-stack overflow cannot have corrupted.
 //! Secondaries enable the MMU in assembly before any Rust runs: exclusives (and so every lock)
 //! are only architecturally reliable on cacheable memory.
+//!
+//! Entry contract with the layers above (symbols they define, as an image defines
+//! `__armstop_main`): the boot CPU continues in `armstop_primary_entry(boot_el, x0 at entry)`,
+//! a CPU started by CPU_ON in `armstop_secondary_main(&BootArgs, boot_el)`; boards with their
+//! own PSCI provider also define `armstop_el2_boot` and `ARMSTOP_OWN_PSCI`.
 
+use crate::board::NR_CPUS;
 use crate::mm::{EMERGENCY_TOP, EXCEPTION_TOP, STACK_SLOT, THREAD_TOP};
-use crate::smp::BootArgs;
 
 core::arch::global_asm!(
     r#"
@@ -47,7 +52,7 @@ _start:
     bl      armstop_set_stacks
     mov     x0, x20
     mov     x1, x19
-    bl      {primary}
+    bl      armstop_primary_entry
     b       armstop_halt
 
 // x0 = &BootArgs, as PSCI CPU_ON's context id. The MMU is off: BootArgs was cleaned to the
@@ -70,7 +75,7 @@ armstop_secondary_entry:
     bl      armstop_enable_mmu
     mov     x0, x19
     mov     x1, x20
-    bl      {secondary}
+    bl      armstop_secondary_main
     b       armstop_halt
 
 // Drops from EL2 to EL1 (returning to the caller at EL1h with DAIF masked); at EL1 it only
@@ -141,25 +146,6 @@ armstop_set_stacks:
     mov     sp, x1
     ret
 
-// x0 = TTBR0_EL1, x1 = TCR_EL1, x2 = MAIR_EL1. Uses no stack, so nothing read back across
-// the switch to cacheable memory can be stale.
-.global armstop_enable_mmu
-armstop_enable_mmu:
-    msr     mair_el1, x2
-    msr     tcr_el1, x1
-    msr     ttbr0_el1, x0
-    isb
-    tlbi    vmalle1
-    ic      iallu
-    dsb     nsh
-    isb
-    mrs     x9, sctlr_el1
-    ldr     x10, ={sctlr_on}
-    orr     x9, x9, x10
-    msr     sctlr_el1, x9
-    isb
-    ret
-
 // x0 = exception stack top, x1 = thread stack top, x2 = function to continue in (never
 // returns). Abandons whatever ran on this CPU: used only after a fault.
 .global armstop_restart_on
@@ -182,8 +168,6 @@ armstop_halt:
     stacks = sym crate::mm::STACKS,
     exc_top = const EXCEPTION_TOP,
     thread_top = const THREAD_TOP,
-    primary = sym crate::smp::primary_entry,
-    secondary = sym crate::smp::secondary_entry,
     args_cpu = const core::mem::offset_of!(BootArgs, cpu),
     args_exc = const core::mem::offset_of!(BootArgs, exception_stack_top),
     args_thread = const core::mem::offset_of!(BootArgs, thread_stack_top),
@@ -192,10 +176,55 @@ armstop_halt:
     args_mair = const core::mem::offset_of!(BootArgs, mair),
     // SCTLR_EL1 RES1 bits (29, 28, 23, 22, 20, 11) with MMU and caches off, little-endian.
     sctlr_el1_off = const 0x30d0_0800u64,
-    // M | C | SA | I | WXN: MMU, data cache, SP alignment check, instruction cache, and no
-    // writable mapping is executable.
-    sctlr_on = const (1u64 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19),
 );
+
+/// What a CPU started by CPU_ON finds at the context id. Read with the MMU off, so the boot
+/// CPU cleans it to the point of coherency before CPU_ON.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootArgs {
+    /// Logical CPU id.
+    pub cpu: u64,
+    /// Top of the exception stack (SP_EL1).
+    pub exception_stack_top: u64,
+    /// Top of the thread stack (SP_EL0).
+    pub thread_stack_top: u64,
+    /// TTBR0_EL1.
+    pub ttbr0: u64,
+    /// TCR_EL1.
+    pub tcr: u64,
+    /// MAIR_EL1.
+    pub mair: u64,
+}
+
+static mut BOOT_ARGS: [BootArgs; NR_CPUS] =
+    [BootArgs { cpu: 0, exception_stack_top: 0, thread_stack_top: 0, ttbr0: 0, tcr: 0, mair: 0 };
+        NR_CPUS];
+
+/// Fills `cpu`'s boot arguments (its stacks, the MMU configuration) for a CPU_ON and cleans
+/// them to the point of coherency, where the CPU reads them with its MMU off; returns their
+/// address, the CPU_ON context id. Only for a CPU that PSCI reports off (hotplug's invariant).
+pub fn prepare_boot_args(cpu: usize) -> u64 {
+    let slot = crate::mm::stack_slot(cpu) as u64;
+    let mmu = crate::mm::config();
+    let args = BootArgs {
+        cpu: cpu as u64,
+        exception_stack_top: slot + crate::mm::EXCEPTION_TOP as u64,
+        thread_stack_top: slot + crate::mm::THREAD_TOP as u64,
+        ttbr0: mmu.ttbr0,
+        tcr: mmu.tcr,
+        mair: mmu.mair,
+    };
+    // SAFETY: only the controlling CPU of a cpu_up (serialised by hotplug's lock) writes this
+    // slot, while `cpu` is off; `cpu` reads it only after CPU_ON.
+    let p = unsafe {
+        let p = &raw mut BOOT_ARGS[cpu];
+        p.write(args);
+        p
+    };
+    crate::mm::clean_dcache_range(p as usize, core::mem::size_of::<BootArgs>());
+    p as u64
+}
 
 // Size checks the assembly depends on.
 const _: () = assert!(STACK_SLOT % 4096 == 0 && EMERGENCY_TOP < EXCEPTION_TOP);
@@ -204,23 +233,11 @@ unsafe extern "C" {
     /// Entry point for CPUs started by PSCI CPU_ON.
     pub fn armstop_secondary_entry() -> !;
     fn armstop_restart_on(exception_top: usize, thread_top: usize, f: extern "C" fn() -> !) -> !;
-    fn armstop_enable_mmu(ttbr0: u64, tcr: u64, mair: u64);
 }
 
 /// Address to pass to PSCI CPU_ON (identity mapped, so also the physical address).
 pub fn secondary_entry_address() -> u64 {
     armstop_secondary_entry as *const () as u64
-}
-
-/// Turns the MMU and caches on with the given translation settings.
-///
-/// # Safety
-/// The tables must identity-map all code, data and stacks this CPU uses, with the attributes
-/// the code expects, and must not change while the MMU is on.
-pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
-    // SAFETY: forwarded to the caller; the routine uses no stack and preserves callee-saved
-    // registers.
-    unsafe { armstop_enable_mmu(ttbr0, tcr, mair) }
 }
 
 /// Abandons everything running on this CPU and continues in `f` on fresh stacks.

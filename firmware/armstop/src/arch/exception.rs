@@ -6,6 +6,11 @@
 //! exception stack overflowed; those vectors switch to the per-CPU emergency stack before
 //! saving anything and only report. Exceptions from lower ELs cannot happen (nothing runs at
 //! EL0) and are reported as such.
+//!
+//! This layer knows nothing of what handles an exception: each vector calls the handler its
+//! owner registered ([`set_handler`]): the GIC driver the IRQ, the fault service the others.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::mm::{EMERGENCY_TOP, STACK_SLOT};
 
@@ -129,17 +134,60 @@ armstop_vec_lower:
 
 const _: () = assert!(core::mem::size_of::<Frame>() == 272);
 
+/// Which vector an exception came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Vector {
+    /// Synchronous exception on the thread stack (a fault, an `svc`, a `brk`).
+    Sync = 0,
+    /// IRQ.
+    Irq = 1,
+    /// FIQ (armstop routes none).
+    Fiq = 2,
+    /// SError.
+    SError = 3,
+    /// Any exception taken on the exception stack: a handler faulted, or it overflowed.
+    Nested = 4,
+    /// From a lower EL, where nothing runs.
+    Lower = 5,
+}
+
+const VECTORS: usize = 6;
+
+/// A handler of one kind of exception. Runs on the exception stack with IRQs masked; may
+/// return (an IRQ) or not (a fault).
+pub type Handler = fn(&mut Frame, Vector);
+
+/// Each vector's handler, a [`Handler`] as an address (0: none registered).
+static HANDLERS: [AtomicUsize; VECTORS] = [const { AtomicUsize::new(0) }; VECTORS];
+
+/// Makes `handler` what `vector` calls, on every CPU. The owners register: the interrupt
+/// controller's driver the IRQ, the fault service the rest. A later call replaces it.
+pub fn set_handler(vector: Vector, handler: Handler) {
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+}
+
 extern "C" fn exception_entry(frame: &mut Frame, vector: u64) {
-    match vector {
-        1 => crate::gic::handle_irq(),
-        0 => crate::fault::synchronous(frame),
-        2 => crate::fault::fatal(format_args!("unexpected FIQ at ELR={:#x}", frame.elr)),
-        3 => crate::fault::serror(frame),
-        4 => crate::fault::nested(frame),
-        _ => crate::fault::fatal(format_args!(
-            "exception from a lower EL (nothing runs there): ELR={:#x} SPSR={:#x}",
-            frame.elr, frame.spsr
-        )),
+    let v = match vector {
+        0 => Vector::Sync,
+        1 => Vector::Irq,
+        2 => Vector::Fiq,
+        3 => Vector::SError,
+        4 => Vector::Nested,
+        _ => Vector::Lower,
+    };
+    match HANDLERS[v as usize].load(Ordering::Acquire) {
+        // Nothing to report with before the fault service registered: stop this CPU here,
+        // where a debugger finds it (ELR and ESR are intact).
+        0 => loop {
+            aarch64_cpu::asm::wfe();
+        },
+        f => {
+            // SAFETY: only `set_handler` stores here, and it stores a `Handler`; the Release
+            // store pairs with the Acquire load.
+            let handler = unsafe { core::mem::transmute::<usize, Handler>(f) };
+            handler(frame, v)
+        }
     }
 }
 

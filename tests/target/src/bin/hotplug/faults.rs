@@ -4,12 +4,14 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
+use armstop::board::cpu_count;
 use armstop::hotplug::{self, CpuState, DownError, Fault, HOTPLUG, Timeouts, UpError};
 use armstop::smp;
 use armstop::stop::{STOPPERS, StopError};
 use armstop::target_test;
+use armstop::testing::require_cpus;
 
-use crate::{fresh, wait_psci_off};
+use crate::{fresh, last, wait_psci_off};
 
 const SHORT: Timeouts =
     Timeouts { boot_ns: 300_000_000, dead_ns: 300_000_000, off_ns: 300_000_000 };
@@ -17,25 +19,28 @@ const SHORT: Timeouts =
 #[target_test]
 fn a_core_that_never_reports_in_is_failed_then_recovered() {
     fresh();
+    // The last CPU stalls.
+    require_cpus(2);
+    let cpu = last();
     HOTPLUG.set_timeouts(SHORT);
-    hotplug::cpu_down(3).unwrap();
-    hotplug::inject(3, Fault::StallBoot);
-    assert_eq!(hotplug::cpu_up(3), Err(UpError::Timeout { waited_ms: 300 }));
-    assert_eq!(hotplug::state(3), CpuState::Failed);
-    assert!(!STOPPERS.is_enabled(3), "a core that never reported in has no stopper");
-    assert_eq!(STOPPERS.stop_one_cpu(3, || 0), Err(StopError::NoEnt));
-    assert_eq!(hotplug::cpu_down(3), Err(DownError::Failed));
+    hotplug::cpu_down(cpu).unwrap();
+    hotplug::inject(cpu, Fault::StallBoot);
+    assert_eq!(hotplug::cpu_up(cpu), Err(UpError::Timeout { waited_ms: 300 }));
+    assert_eq!(hotplug::state(cpu), CpuState::Failed);
+    assert!(!STOPPERS.is_enabled(cpu), "a core that never reported in has no stopper");
+    assert_eq!(STOPPERS.stop_one_cpu(cpu, || 0), Err(StopError::NoEnt));
+    assert_eq!(hotplug::cpu_down(cpu), Err(DownError::Failed));
     // PSCI says it is running (it is, stalled): CPU_ON is refused by name.
-    let e = hotplug::cpu_up(3).unwrap_err();
+    let e = hotplug::cpu_up(cpu).unwrap_err();
     assert!(matches!(e, UpError::Power(p) if p.error == armstop::psci::Error::AlreadyOn), "{e}");
     let text = crate::text(e);
     let text = text.as_str();
     assert!(text.contains("CPU_ON returned ALREADY_ON"), "{text}");
-    assert_eq!(hotplug::state(3), CpuState::Failed);
-    hotplug::release(3);
-    wait_psci_off(3);
-    hotplug::cpu_up(3).expect("a FAILED core that PSCI reports off can be started again");
-    assert_eq!(STOPPERS.stop_one_cpu(3, || armstop::cpu::id() as i32), Ok(3));
+    assert_eq!(hotplug::state(cpu), CpuState::Failed);
+    hotplug::release(cpu);
+    wait_psci_off(cpu);
+    hotplug::cpu_up(cpu).expect("a FAILED core that PSCI reports off can be started again");
+    assert_eq!(STOPPERS.stop_one_cpu(cpu, || armstop::cpu::id() as i32), Ok(cpu as i32));
     HOTPLUG.set_timeouts(Timeouts::DEFAULT);
     assert_eq!(HOTPLUG.stats().bad_transitions, 0);
 }
@@ -43,17 +48,20 @@ fn a_core_that_never_reports_in_is_failed_then_recovered() {
 #[target_test]
 fn a_core_that_never_powers_off_is_failed_then_recovered() {
     fresh();
+    // The middle CPU stalls (cpu2 on 4 CPUs, cpu4 on 8, cpu1 on 2).
+    require_cpus(2);
+    let cpu = cpu_count() / 2;
     HOTPLUG.set_timeouts(SHORT);
-    hotplug::inject(2, Fault::StallOff);
-    assert_eq!(hotplug::cpu_down(2), Err(DownError::NotOff { waited_ms: 300 }));
-    assert_eq!(hotplug::state(2), CpuState::Failed);
+    hotplug::inject(cpu, Fault::StallOff);
+    assert_eq!(hotplug::cpu_down(cpu), Err(DownError::NotOff { waited_ms: 300 }));
+    assert_eq!(hotplug::state(cpu), CpuState::Failed);
     assert!(
-        !STOPPERS.is_enabled(2) && STOPPERS.is_parked(2),
+        !STOPPERS.is_enabled(cpu) && STOPPERS.is_parked(cpu),
         "flushed and parked before it stalled"
     );
-    hotplug::release(2);
-    wait_psci_off(2);
-    hotplug::cpu_up(2).unwrap();
+    hotplug::release(cpu);
+    wait_psci_off(cpu);
+    hotplug::cpu_up(cpu).unwrap();
     HOTPLUG.set_timeouts(Timeouts::DEFAULT);
     assert_eq!(HOTPLUG.stats().bad_transitions, 0);
 }
@@ -80,6 +88,8 @@ fn busy(_: usize) -> usize {
 #[target_test]
 fn a_busy_core_misses_its_dead_report_and_turns_off_late() {
     fresh();
+    // cpu1 is the busy core.
+    require_cpus(2);
     HOTPLUG.set_timeouts(SHORT);
     let late = HOTPLUG.stats().late_cpus;
     BUSY.store(true, Ordering::SeqCst);

@@ -16,6 +16,10 @@ use armstop::hotplug::{self, HOTPLUG, Timeouts};
 /// The start of every test here: anything a failed test left spinning is let go, default
 /// timeouts, no injected faults, every CPU online (a
 /// failed test may have left one down), and no hotplug bugs so far.
+///
+/// Every test here takes a secondary CPU down (cpu0 never goes down), so each then requires
+/// the CPUs it needs with `armstop::testing::require_cpus`: after this, so that a CPU an
+/// earlier failed test left stalled is released before it is brought back.
 pub fn fresh() {
     basics::open_gates();
     faults::open_gates();
@@ -27,6 +31,11 @@ pub fn fresh() {
     }
     armstop::testing::require_all_cpus();
     assert_eq!(HOTPLUG.stats().bad_transitions, 0, "an earlier test made a bad transition");
+}
+
+/// The highest CPU id of the machine.
+pub fn last() -> usize {
+    armstop::board::cpu_count() - 1
 }
 
 /// Takes `cpu` down and brings it back, failing the test with the reason if either fails.
@@ -42,8 +51,9 @@ pub fn cycle(cpu: usize) {
 /// Waits until PSCI reports `cpu` off (a stalled CPU that was released turns itself off).
 pub fn wait_psci_off(cpu: usize) {
     use smccc::psci::AffinityState;
+    let mpidr = armstop::board::mpidr(cpu).expect("a listed CPU");
     let off = armstop::time::wait_until(core::time::Duration::from_secs(2), || {
-        armstop::psci::affinity_info(armstop::board::BOARD.cpus[cpu]) == Ok(AffinityState::Off)
+        armstop::psci::affinity_info(mpidr) == Ok(AffinityState::Off)
     });
     assert!(off, "cpu{cpu} never turned off after its release");
 }

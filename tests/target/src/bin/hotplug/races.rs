@@ -1,7 +1,8 @@
 //! The races of Linux's history, against real cores going down and up: the online race
 //! (45178ac0cea8), observe-then-queue (f0498d2a54e7), and stop_two_cpus racing cpu_down.
-//! Each racer runs on cpu1 as a posted call while cpu0 cycles cpu3; every outcome is counted
-//! and checked exactly.
+//! Each racer runs on cpu1 as a posted call while cpu0 cycles the last CPU (cpu3 on 4 CPUs);
+//! every outcome is counted and checked exactly. The races are between two CPUs and the
+//! controller: they need 3 CPUs, and a bigger machine's others stay idle.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
@@ -10,13 +11,23 @@ use armstop::hotplug::{self, CpuState};
 use armstop::smp;
 use armstop::stop::{STOPPERS, StopError};
 use armstop::target_test;
-use armstop::testing::figure;
+use armstop::testing::{figure, require_cpus};
 
 use crate::fresh;
 
 const CYCLES: usize = 200;
-const TARGET: usize = 3;
 const RACER: usize = 1;
+
+/// The CPU that goes down and up: the last one.
+fn target() -> usize {
+    crate::last()
+}
+
+/// The start of each race: [`fresh`], and the controller, the racer and the target.
+fn start() {
+    fresh();
+    require_cpus(3);
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -37,8 +48,9 @@ fn reset() {
 
 /// On the target: it must be this CPU, and not yet dead.
 fn check_on_target() {
-    let alive = matches!(hotplug::state(TARGET), CpuState::Online | CpuState::Dying);
-    if armstop::cpu::id() != TARGET || !alive {
+    let target = target();
+    let alive = matches!(hotplug::state(target), CpuState::Online | CpuState::Dying);
+    if armstop::cpu::id() != target || !alive {
         WRONG.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -55,6 +67,7 @@ static DONE: AtomicUsize = AtomicUsize::new(0);
 /// Waits for each new generation of the target, spins until it is online, and queues to it at
 /// once: this must never be refused.
 fn online_poller(_: usize) -> usize {
+    let target = target();
     let mut seen = 0;
     loop {
         while GEN.load(Ordering::SeqCst) == seen {
@@ -64,14 +77,14 @@ fn online_poller(_: usize) -> usize {
             core::hint::spin_loop();
         }
         seen = GEN.load(Ordering::SeqCst);
-        while !hotplug::HOTPLUG.is_online(TARGET) {
+        while !hotplug::HOTPLUG.is_online(target) {
             core::hint::spin_loop();
         }
-        match STOPPERS.stop_one_cpu(TARGET, || {
+        match STOPPERS.stop_one_cpu(target, || {
             check_on_target();
             armstop::cpu::id() as i32
         }) {
-            Ok(3) => OK.fetch_add(1, Ordering::SeqCst),
+            Ok(id) if id == target as i32 => OK.fetch_add(1, Ordering::SeqCst),
             Ok(_) => WRONG.fetch_add(1, Ordering::SeqCst),
             Err(_) => REFUSED.fetch_add(1, Ordering::SeqCst),
         };
@@ -83,20 +96,21 @@ fn online_poller(_: usize) -> usize {
 /// that queues the moment it sees the CPU online is never refused.
 #[target_test]
 fn online_race_a_cpu_seen_online_always_accepts_work() {
-    fresh();
+    start();
+    let target = target();
     reset();
     GEN.store(0, Ordering::SeqCst);
     DONE.store(0, Ordering::SeqCst);
     let poller = smp::post(RACER, online_poller, 0).unwrap();
     for i in 1..=CYCLES {
-        hotplug::cpu_down(TARGET).unwrap_or_else(|e| panic!("cpu_down: {e}"));
+        hotplug::cpu_down(target).unwrap_or_else(|e| panic!("cpu_down: {e}"));
         // The poller starts spinning on "online" while the CPU is still off.
         GEN.store(i, Ordering::SeqCst);
-        hotplug::cpu_up(TARGET).unwrap_or_else(|e| panic!("cpu_up: {e}"));
+        hotplug::cpu_up(target).unwrap_or_else(|e| panic!("cpu_up: {e}"));
         // Keep it up until the poller has queued to it.
         let served =
             armstop::time::wait_until(Duration::from_secs(5), || DONE.load(Ordering::SeqCst) == i);
-        assert!(served, "the poller never got an answer from cpu{TARGET} in cycle {i}");
+        assert!(served, "the poller never got an answer from cpu{target} in cycle {i}");
     }
     STOP.store(true, Ordering::SeqCst);
     poller.wait().unwrap();
@@ -118,17 +132,18 @@ static SEEN_OFFLINE: AtomicU64 = AtomicU64::new(0);
 /// Sees the target online under a lock, drops the lock, then queues: while the target goes
 /// down, the work runs before it is off, or the request is refused; never a hang.
 fn observer(_: usize) -> usize {
+    let target = target();
     while !STOP.load(Ordering::SeqCst) {
         let seen = {
             let _g = OBSERVE_LOCK.lock();
-            hotplug::HOTPLUG.is_online(TARGET)
+            hotplug::HOTPLUG.is_online(target)
         };
         if !seen {
             SEEN_OFFLINE.fetch_add(1, Ordering::SeqCst);
             continue;
         }
         let ran = AtomicUsize::new(0);
-        let r = STOPPERS.stop_one_cpu(TARGET, || {
+        let r = STOPPERS.stop_one_cpu(target, || {
             check_on_target();
             ran.fetch_add(1, Ordering::SeqCst);
             0
@@ -145,12 +160,12 @@ fn observer(_: usize) -> usize {
 /// Linux f0498d2a54e7.
 #[target_test]
 fn observe_then_queue_runs_or_is_refused_while_the_cpu_goes_down() {
-    fresh();
+    start();
     reset();
     SEEN_OFFLINE.store(0, Ordering::SeqCst);
     let racer = smp::post(RACER, observer, 0).unwrap();
     for _ in 0..CYCLES {
-        crate::cycle(TARGET);
+        crate::cycle(target());
     }
     STOP.store(true, Ordering::SeqCst);
     racer.wait().unwrap();
@@ -170,19 +185,20 @@ fn observe_then_queue_runs_or_is_refused_while_the_cpu_goes_down() {
 static BOTH: AtomicU64 = AtomicU64::new(0);
 
 fn two_cpus_racer(_: usize) -> usize {
+    let target = target();
     let mut i = 0usize;
     while !STOP.load(Ordering::SeqCst) {
         i += 1;
         // Alternate which CPU runs the function: the racer's own or the moving target.
-        let (a, b) = if i % 2 == 0 { (RACER, TARGET) } else { (TARGET, RACER) };
+        let (a, b) = if i % 2 == 0 { (RACER, target) } else { (target, RACER) };
         let ran = AtomicUsize::new(0);
         let r = STOPPERS.stop_two_cpus(a, b, || {
             // The other CPU must be held in its stopper: never one without the other.
             if armstop::cpu::id() != a || STOPPERS.running(b).is_none() {
                 WRONG.fetch_add(1, Ordering::SeqCst);
             }
-            if a == TARGET || b == TARGET {
-                let alive = matches!(hotplug::state(TARGET), CpuState::Online | CpuState::Dying);
+            if a == target || b == target {
+                let alive = matches!(hotplug::state(target), CpuState::Online | CpuState::Dying);
                 if !alive {
                     WRONG.fetch_add(1, Ordering::SeqCst);
                 }
@@ -203,12 +219,12 @@ fn two_cpus_racer(_: usize) -> usize {
 /// "is the CPU active" check.
 #[target_test]
 fn stop_two_cpus_racing_cpu_down_runs_on_both_or_neither() {
-    fresh();
+    start();
     reset();
     BOTH.store(0, Ordering::SeqCst);
     let racer = smp::post(RACER, two_cpus_racer, 0).unwrap();
     for _ in 0..CYCLES {
-        crate::cycle(TARGET);
+        crate::cycle(target());
     }
     STOP.store(true, Ordering::SeqCst);
     racer.wait().unwrap();

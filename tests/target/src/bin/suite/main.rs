@@ -9,6 +9,7 @@ mod board_io;
 mod boot;
 mod console;
 mod gic;
+mod hits;
 mod mm;
 mod own_psci;
 mod psci;

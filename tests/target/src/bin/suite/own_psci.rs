@@ -2,11 +2,11 @@
 //! implements and every refusal, through the real HVC path from EL1. On other boards PSCI comes
 //! from the firmware, whose answers to these calls armstop does not define: ignored there.
 
-use armstop::board::{BOARD, cpu_count};
+use armstop::board::{self, BOARD, cpu_count};
 use armstop::psci::{self, raw_call};
 use armstop::smp;
 use armstop::target_test;
-use armstop::testing::ignore;
+use armstop::testing::{ignore, require_cpus};
 use smccc::psci::error::{INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, SUCCESS};
 use smccc::psci::*;
 
@@ -33,22 +33,27 @@ fn own_provider_reports_1_1_and_exactly_its_features() {
 #[target_test]
 fn own_provider_refuses_bad_cpu_on_arguments() {
     require_own_provider();
+    // A running secondary: the last CPU.
+    require_cpus(2);
+    let cpu = cpu_count() - 1;
     let entry = armstop::arch::boot::secondary_entry_address();
     let on = |target: u64, entry: u64| raw_call(PSCI_CPU_ON_64, [target, entry, 0]);
-    let busy = BOARD.cpus[1];
+    let busy = board::mpidr(cpu).expect("a listed CPU");
     assert_eq!(on(1 << 31 | busy, entry), INVALID_PARAMETERS.into(), "MPIDR bit 31 set");
     assert_eq!(on(0x7f, entry), INVALID_PARAMETERS.into(), "no such CPU");
     // The target is running: the address check comes first, so nothing is started.
     assert_eq!(on(busy, entry + 2), INVALID_ADDRESS.into(), "unaligned entry");
     assert_eq!(on(busy, 0xf0_0000_0000), INVALID_ADDRESS.into(), "entry outside RAM");
     assert_eq!(psci::cpu_on(busy, entry, 0), Err(psci::Error::AlreadyOn));
-    assert_eq!(smp::state(1), smp::CpuState::Online, "refusals changed nothing");
+    assert_eq!(smp::state(cpu), smp::CpuState::Online, "refusals changed nothing");
 }
 
 #[target_test]
 fn own_provider_affinity_info_levels_and_32_bit_calls() {
     require_own_provider();
-    for (cpu, &mpidr) in BOARD.cpus.iter().enumerate().take(cpu_count()) {
+    armstop::testing::require_all_cpus();
+    for cpu in 0..cpu_count() {
+        let mpidr = board::mpidr(cpu).expect("a listed CPU");
         assert_eq!(raw_call(PSCI_AFFINITY_INFO_64, [mpidr, 0, 0]), 0, "cpu{cpu} on");
         let high = 0xdead_0000_0000_0000;
         assert_eq!(raw_call(PSCI_AFFINITY_INFO_32, [high | mpidr, high, 0]), 0, "32-bit");
@@ -106,14 +111,16 @@ fn off_and_back(_: usize) -> usize {
 #[target_test]
 fn own_provider_turns_a_cpu_off_and_on_again() {
     require_own_provider();
-    armstop::testing::require_all_cpus();
-    let mpidr = BOARD.cpus[2];
+    // The last CPU goes off and on (cpu0 cannot).
+    require_cpus(2);
+    let cpu = cpu_count() - 1;
+    let mpidr = board::mpidr(cpu).expect("a listed CPU");
     for round in 0..3 {
-        armstop::hotplug::cpu_down(2).expect("cpu_down");
+        armstop::hotplug::cpu_down(cpu).expect("cpu_down");
         assert_eq!(raw_call(PSCI_AFFINITY_INFO_64, [mpidr, 0, 0]), 1, "round {round}: off");
-        armstop::hotplug::cpu_up(2).expect("cpu_up");
+        armstop::hotplug::cpu_up(cpu).expect("cpu_up");
         assert_eq!(raw_call(PSCI_AFFINITY_INFO_64, [mpidr, 0, 0]), 0, "round {round}: on");
-        assert_eq!(smp::run_on(2, off_and_back, 0), Ok(0), "round {round}: it runs");
-        assert_eq!(smp::boot_el(2), 1, "round {round}: entered at EL1");
+        assert_eq!(smp::run_on(cpu, off_and_back, 0), Ok(0), "round {round}: it runs");
+        assert_eq!(smp::boot_el(cpu), 1, "round {round}: entered at EL1 (cpu{cpu})");
     }
 }

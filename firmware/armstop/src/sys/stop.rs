@@ -125,7 +125,14 @@ fn on_sleep_timer() {
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
 }
 
-/// Runs this CPU's pending works; called by the SGI handler and the idle loop.
+/// Makes [`on_kick`] the handler of [`SGI_STOPPER`], ended before it runs: the works may run
+/// long (a `stop_machine`), and a new kick that arrives meanwhile must stay pending rather than
+/// be merged into this one. Once, at boot, after the GIC is up.
+pub fn init() -> Result<(), gic::GicError> {
+    gic::set_sgi_handler(SGI_STOPPER, on_kick, gic::SgiEnd::First)
+}
+
+/// Runs this CPU's pending works; the kick's handler, and called by the idle loop.
 pub fn on_kick() {
     STOPPERS.run_works();
 }

@@ -18,7 +18,7 @@ pub const EL2_STACK: usize = 8 * 1024;
 /// CPUs with an EL2 stack: every CPU where the image is its board's PSCI provider, one
 /// otherwise (the table is then never used, and a board found with many CPUs does not pay for
 /// it).
-const EL2_CPUS: usize = if crate::own_psci::enabled() { NR_CPUS } else { 1 };
+const EL2_CPUS: usize = if super::enabled() { NR_CPUS } else { 1 };
 
 /// The provider's per-CPU EL2 stacks, zeroed with `.bss` before use.
 #[repr(C, align(4096))]
@@ -155,11 +155,11 @@ armstop_el2_boot:
     mov     x30, x21
     ret
 "#,
-    sync = sym crate::own_psci::el2_sync,
-    unexpected = sym crate::own_psci::el2_unexpected,
-    pen = sym crate::own_psci::el2_pen,
-    boot = sym crate::own_psci::el2_boot,
-    mpidrs = sym crate::own_psci::ARMSTOP_EL2_MPIDRS,
+    sync = sym super::el2_sync,
+    unexpected = sym super::el2_unexpected,
+    pen = sym super::el2_pen,
+    boot = sym super::el2_boot,
+    mpidrs = sym super::ARMSTOP_EL2_MPIDRS,
     stacks = sym ARMSTOP_EL2_STACKS,
     max_cpus = const EL2_CPUS,
     el2_stack = const EL2_STACK,

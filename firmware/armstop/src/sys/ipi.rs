@@ -1,4 +1,4 @@
-//! Inter-processor messages carried by one SGI ([`crate::gic::SGI_IPI`]).
+//! Inter-processor messages carried by one SGI ([`SGI_IPI`]).
 //!
 //! A sender sets its message bit in the receiver's per-sender mailbox word, then sends the
 //! SGI; the receiver's handler swaps each word to zero and acts on every bit. Invariant: a
@@ -12,7 +12,10 @@ use armstop_stopper::CpuSet;
 
 use crate::board::NR_CPUS;
 
-use crate::gic::{self, GicError, SGI_IPI, SgiTarget};
+use crate::gic::{self, GicError, SgiEnd, SgiTarget};
+
+/// The SGI that carries these messages.
+pub const SGI_IPI: u8 = 0;
 
 /// A message kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +61,12 @@ pub fn send_set(cpus: CpuSet, msg: Message) -> Result<(), GicError> {
     gic::send_sgi(SGI_IPI, SgiTarget::Set(cpus))
 }
 
-/// Handles this CPU's messages; called from the IRQ handler for [`SGI_IPI`].
+/// Makes [`handle`] the handler of [`SGI_IPI`]. Once, at boot, after the GIC is up.
+pub fn init() -> Result<(), GicError> {
+    gic::set_sgi_handler(SGI_IPI, handle, SgiEnd::After)
+}
+
+/// Handles this CPU's messages; the handler of [`SGI_IPI`].
 pub fn handle() {
     let me = crate::cpu::id();
     let mut any = false;

@@ -59,16 +59,15 @@ mod bank {
 /// The priority armstop gives every interrupt it enables (all equal: none preempts another).
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use armstop_boards::GicLayout;
 use armstop_stopper::CpuSet;
 
 use crate::board::{BOARD, NR_CPUS};
 
-/// The SGI that carries [`crate::ipi`] messages.
-pub const SGI_IPI: u8 = 0;
-/// First SGI reserved for tests that count raw deliveries ([`sgi_count`]).
+/// First SGI reserved for tests that count raw deliveries ([`sgi_count`]); those below are
+/// the system services' (each registers its own with [`set_sgi_handler`]).
 pub const SGI_TEST_FIRST: u8 = 8;
 /// Number of SGIs.
 pub const SGI_COUNT: usize = 16;
@@ -182,6 +181,7 @@ pub fn init_primary() -> Result<Version, GicError> {
         return Err(GicError::TooManyCpus(crate::board::cpu_count()));
     }
     let drv = GIC.call_once(|| drv);
+    crate::arch::exception::set_handler(crate::arch::exception::Vector::Irq, |_, _| handle_irq());
     match drv {
         Driver::V2(g) => g.init_distributor(),
         Driver::V3(g) => g.init_distributor(),
@@ -258,20 +258,21 @@ pub fn handle_irq() {
             if let Some(src) = ack.source {
                 SGI_LAST_SOURCE[cpu][sgi].store(src as u32 + 1, Ordering::Relaxed);
             }
-            if ack.intid == u32::from(SGI_IPI) {
-                crate::ipi::handle();
-            } else if ack.intid == u32::from(crate::stop::SGI_STOPPER) {
-                // End it first: the works may run long (a stop_machine), and a new kick that
-                // arrives meanwhile must stay pending rather than be merged into this one.
-                end(ack.raw);
-                IN_FLIGHT[cpu].store(NONE, Ordering::Relaxed);
-                crate::stop::on_kick();
-                continue;
+            match sgi_handler(sgi) {
+                Some((handler, SgiEnd::First)) => {
+                    end(ack.raw);
+                    IN_FLIGHT[cpu].store(NONE, Ordering::Relaxed);
+                    handler();
+                    continue;
+                }
+                Some((handler, SgiEnd::After)) => handler(),
+                // Counted only: a wake, or a test's raw SGI.
+                None => {}
             }
         } else if let Some(handler) = ppi_handler(ack.intid) {
             handler();
-        } else if ack.intid == EXPECTED_SPI.load(Ordering::Relaxed) {
-            SPI_COUNTS[cpu].fetch_add(1, Ordering::Relaxed);
+        } else if let Some(handler) = spi_handler(ack.intid) {
+            handler();
         } else {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
             log::warn!("unexpected interrupt {} (raw {:#x})", ack.intid, ack.raw);
@@ -310,13 +311,63 @@ pub fn sgi_last_source(cpu: usize, sgi: u8) -> Option<usize> {
     }
 }
 
-/// Interrupts taken that nobody expected (no handler, not the test SPI).
+/// Interrupts taken that nobody expected (no handler).
 pub fn unexpected_count() -> u64 {
     UNEXPECTED.load(Ordering::Relaxed)
 }
 
-static EXPECTED_SPI: AtomicU32 = AtomicU32::new(NONE);
-static SPI_COUNTS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+/// When an SGI's handler runs relative to its end of interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiEnd {
+    /// Ended before the handler runs: for a handler that may run long (the stopper's works,
+    /// a `stop_machine`), so that the same SGI sent meanwhile stays pending instead of being
+    /// merged into the one being handled.
+    First,
+    /// Ended when the handler returns.
+    After,
+}
+
+/// Each SGI's handler (a `fn()` as an address, 0: none) and its [`SgiEnd`] (0: after).
+static SGI_HANDLERS: [AtomicUsize; SGI_COUNT] = [const { AtomicUsize::new(0) }; SGI_COUNT];
+static SGI_END_FIRST: [AtomicBool; SGI_COUNT] = [const { AtomicBool::new(false) }; SGI_COUNT];
+
+/// Makes `handler` what SGI `sgi` runs, in IRQ context on the CPU that takes it: the owner of
+/// each SGI registers (the IPI messages, the stopper's kick). An SGI without one is only
+/// counted ([`sgi_count`]). A later call replaces it.
+pub fn set_sgi_handler(sgi: u8, handler: fn(), when: SgiEnd) -> Result<(), GicError> {
+    let i = usize::from(sgi);
+    if i >= SGI_COUNT {
+        return Err(GicError::BadTarget);
+    }
+    SGI_END_FIRST[i].store(when == SgiEnd::First, Ordering::Relaxed);
+    SGI_HANDLERS[i].store(handler as usize, Ordering::Release);
+    Ok(())
+}
+
+fn sgi_handler(sgi: usize) -> Option<(fn(), SgiEnd)> {
+    match SGI_HANDLERS[sgi].load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `set_sgi_handler` stores here, and it stores a `fn()`; Release/Acquire.
+        f => Some((unsafe { core::mem::transmute::<usize, fn()>(f) }, {
+            if SGI_END_FIRST[sgi].load(Ordering::Relaxed) { SgiEnd::First } else { SgiEnd::After }
+        })),
+    }
+}
+
+/// The SPI [`enable_spi`] routed, and its handler (a `fn()` as an address, 0: none).
+static SPI: AtomicU32 = AtomicU32::new(NONE);
+static SPI_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+fn spi_handler(intid: u32) -> Option<fn()> {
+    if intid != SPI.load(Ordering::Acquire) {
+        return None;
+    }
+    match SPI_HANDLER.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `enable_spi` stores here, and it stores a `fn()`; Release/Acquire.
+        f => Some(unsafe { core::mem::transmute::<usize, fn()>(f) }),
+    }
+}
 
 /// Number of interrupt lines the distributor implements (SGIs, PPIs and SPIs).
 pub fn lines() -> u32 {
@@ -326,14 +377,15 @@ pub fn lines() -> u32 {
     }
 }
 
-/// Enables SPI `intid` routed to logical CPU `cpu`; the handler counts it per CPU
-/// ([`spi_count`]). One SPI at a time: armstop drives no devices by interrupt yet, so this is
-/// for tests and for checking that interrupts follow CPUs through hotplug.
-pub fn enable_spi(intid: u32, cpu: usize) -> Result<(), GicError> {
+/// Enables SPI `intid` routed to logical CPU `cpu`, taken by `handler` in IRQ context. One
+/// SPI at a time: armstop drives no devices by interrupt yet, so this is for tests and for
+/// checking that interrupts follow CPUs through hotplug.
+pub fn enable_spi(intid: u32, cpu: usize, handler: fn()) -> Result<(), GicError> {
     if !(32..lines()).contains(&intid) || cpu >= crate::board::cpu_count() {
         return Err(GicError::BadTarget);
     }
-    EXPECTED_SPI.store(intid, Ordering::Relaxed);
+    SPI_HANDLER.store(handler as usize, Ordering::Release);
+    SPI.store(intid, Ordering::Release);
     match driver() {
         Driver::V2(g) => g.enable_spi(intid, cpu),
         Driver::V3(g) => g.enable_spi(intid, cpu),
@@ -347,7 +399,7 @@ pub fn disable_spi(intid: u32) {
         Driver::V2(g) => g.disable_spi(intid),
         Driver::V3(g) => g.disable_spi(intid),
     }
-    let _ = EXPECTED_SPI.compare_exchange(intid, NONE, Ordering::Relaxed, Ordering::Relaxed);
+    let _ = SPI.compare_exchange(intid, NONE, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// Makes SPI `intid` pending, as if its device raised it.
@@ -364,11 +416,6 @@ pub fn spi_targets(intid: u32) -> CpuSet {
         Driver::V2(g) => g.spi_targets(intid),
         Driver::V3(g) => g.spi_targets(intid),
     }
-}
-
-/// How many times `cpu` has taken the SPI enabled with [`enable_spi`].
-pub fn spi_count(cpu: usize) -> u64 {
-    SPI_COUNTS[cpu].load(Ordering::Relaxed)
 }
 
 /// Routes every enabled SPI that targets `from` to `to` instead (a CPU going offline);

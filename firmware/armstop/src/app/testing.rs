@@ -85,6 +85,8 @@ pub fn run(suite: &str) -> ! {
     );
     CURRENT.store(0, Ordering::Relaxed);
     RUNNING.store(true, Ordering::Release);
+    // A fault on any CPU fails the running test instead of stopping the machine.
+    crate::fault::set_hook(Some(|cpu, message| is_running() && on_fault(cpu, message)));
     run_from_current()
 }
 

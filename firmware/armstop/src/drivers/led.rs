@@ -2,7 +2,7 @@
 //! while stop requests run, on the board's `gpio.activity_led` pin (active high) through the
 //! GPIO driver's `embedded-hal` output. The pattern itself is `armstop-led`'s, host-tested
 //! there; this module samples the time and "a stop request is running"
-//! (`STOPPERS.running_mask()` not empty) and drives the pin. A board without an LED compiles all of
+//! (the source [`set_busy_source`] names: the stoppers' running set not empty) and drives the pin. A board without an LED compiles all of
 //! it to nothing: the pin is a constant.
 //!
 //! Driven from two places, neither of which the stopper's work can notice:
@@ -26,7 +26,7 @@
 //! `gic::init_cpu` disables every PPI of the CPU it runs on; on the boot CPU only the GIC tests
 //! run it again, after which the heartbeat stops until [`start`] runs again.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use armstop_led::Activity;
@@ -37,7 +37,6 @@ pub use armstop_led::{HEARTBEAT, HOLD_MS, Pattern, SOLID};
 use crate::board::BOARD;
 use crate::gic;
 use crate::gpio::{self, OutputPin, PinId};
-use crate::stop::STOPPERS;
 use crate::time::Instant;
 
 /// The LED's pin, from the board data.
@@ -76,6 +75,27 @@ pub fn now_ms() -> u64 {
     let (t, f) = (Instant::now().ticks(), crate::time::frequency().max(1));
     // Split so that nothing overflows: `t % f < f`, a frequency far below 2^54.
     t / f * 1000 + t % f * 1000 / f
+}
+
+/// What says "a stop request is running" (a `fn` as an address, 0: nothing runs). The
+/// stopper's glue registers it, so that this module needs nothing above the drivers.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes `busy` what the LED asks whether a stop request runs: read-only, lock-free, callable
+/// from interrupt handlers and from a waiter's relax hook (the stoppers' `running_mask`).
+pub fn set_busy_source(busy: fn() -> bool) {
+    BUSY.store(busy as usize, Ordering::Release);
+}
+
+fn busy() -> bool {
+    match BUSY.load(Ordering::Acquire) {
+        0 => false,
+        f => {
+            // SAFETY: only `set_busy_source` stores here, and it stores a `fn() -> bool`.
+            let busy = unsafe { core::mem::transmute::<usize, fn() -> bool>(f) };
+            busy()
+        }
+    }
 }
 
 /// Starts the LED: makes its pin an output (dark), enables the timer's PPI on the calling CPU
@@ -117,7 +137,7 @@ fn refresh() -> Option<(u64, Option<u64>)> {
     let led = state.as_mut()?;
     // Sampled under the lock, so the samples reach the pattern in the order they were taken.
     let now = now_ms();
-    let busy = !STOPPERS.running_mask().is_empty();
+    let busy = busy();
     let lit = led.activity.update(now, busy);
     if lit != led.lit {
         let Ok(()) = led.pin.set_state(PinState::from(lit));
@@ -149,10 +169,7 @@ fn on_timer() {
 /// no stop request); nothing at all on a board without an LED.
 #[inline]
 pub fn on_relax() {
-    if LED_PIN.is_some()
-        && !SHOWING_BUSY.load(Ordering::Relaxed)
-        && !STOPPERS.running_mask().is_empty()
-    {
+    if LED_PIN.is_some() && !SHOWING_BUSY.load(Ordering::Relaxed) && busy() {
         let _ = refresh();
     }
 }

@@ -10,45 +10,20 @@
 //! returns on a pending IRQ even while masked; a post + SGI that lands between the check and
 //! the `wfi` therefore ends the wait instead of being slept through.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-
-use core::time::Duration;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use armstop_boards::{DeviceTree, MemoryKind};
 use armstop_stopper::CpuSet;
 
+use crate::arch::boot::BootArgs;
 use crate::board::{BOARD, NR_CPUS, cpu_count};
 use crate::console;
 use crate::hotplug::Step;
-use crate::ipi::{self, Message};
 use crate::psci;
-use crate::time::wait_until;
 
-/// How long [`run_on`] waits for a call to finish.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What a CPU started by CPU_ON finds at the context id. Read with the MMU off, so the boot
-/// CPU cleans it to the point of coherency before CPU_ON.
-#[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BootArgs {
-    /// Logical CPU id.
-    pub cpu: u64,
-    /// Top of the exception stack (SP_EL1).
-    pub exception_stack_top: u64,
-    /// Top of the thread stack (SP_EL0).
-    pub thread_stack_top: u64,
-    /// TTBR0_EL1.
-    pub ttbr0: u64,
-    /// TCR_EL1.
-    pub tcr: u64,
-    /// MAIR_EL1.
-    pub mair: u64,
-}
-
-static mut BOOT_ARGS: [BootArgs; NR_CPUS] =
-    [BootArgs { cpu: 0, exception_stack_top: 0, thread_stack_top: 0, ttbr0: 0, tcr: 0, mair: 0 };
-        NR_CPUS];
+pub use crate::call::{
+    CALL_TIMEOUT, CallError, Pending, on_secondary_fault, post, run_everywhere, run_on,
+};
 
 static BOOT_EL: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(0) }; NR_CPUS];
 static SEEN_MPIDR: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(u64::MAX) }; NR_CPUS];
@@ -78,10 +53,12 @@ pub fn seen_mpidr(cpu: usize) -> Option<u64> {
     }
 }
 
-/// The boot CPU's Rust entry, from `_start`: MMU, console, GIC, PSCI, secondaries, then the
-/// image's main function.
-pub extern "C" fn primary_entry(boot_el: u64, dtb: u64) -> ! {
+/// The boot CPU's Rust entry, from `_start` (the architecture layer's entry contract): MMU,
+/// console, GIC, PSCI, secondaries, then the image's main function.
+#[unsafe(no_mangle)]
+pub extern "C" fn armstop_primary_entry(boot_el: u64, dtb: u64) -> ! {
     console::init();
+    crate::fault::install();
     if let Err(e) = BOARD.validate() {
         console::early_write("armstop: invalid board description\n");
         let _ = e;
@@ -121,7 +98,11 @@ pub extern "C" fn primary_entry(boot_el: u64, dtb: u64) -> ! {
         Ok(v) => log::info!("GIC: {v:?}"),
         Err(e) => crate::fault::fatal(format_args!("GIC: {e}")),
     }
+    if let Err(e) = crate::ipi::init().and_then(|()| crate::stop::init()) {
+        crate::fault::fatal(format_args!("GIC: registering the SGI handlers: {e}"));
+    }
     // The activity LED (boards with one): its pin is set up before the other CPUs run.
+    crate::led::set_busy_source(|| !crate::stop::STOPPERS.running_mask().is_empty());
     crate::led::start();
     if crate::own_psci::enabled() && boot_el != 2 {
         crate::fault::fatal(format_args!(
@@ -255,33 +236,10 @@ fn discover_cpus(x0: u64, boot_mpidr: u64) {
     crate::stop::STOPPERS.set_nr_cpu_ids(cpu_count());
 }
 
-/// Fills `cpu`'s boot arguments (its stacks, the MMU configuration) for a CPU_ON and cleans
-/// them to the point of coherency, where the CPU reads them with its MMU off; returns their
-/// address, the CPU_ON context id. Only for a CPU that PSCI reports off (hotplug's invariant).
-pub(crate) fn prepare_boot_args(cpu: usize) -> u64 {
-    let slot = crate::mm::stack_slot(cpu) as u64;
-    let mmu = crate::mm::config();
-    let args = BootArgs {
-        cpu: cpu as u64,
-        exception_stack_top: slot + crate::mm::EXCEPTION_TOP as u64,
-        thread_stack_top: slot + crate::mm::THREAD_TOP as u64,
-        ttbr0: mmu.ttbr0,
-        tcr: mmu.tcr,
-        mair: mmu.mair,
-    };
-    // SAFETY: only the controlling CPU of a cpu_up (serialised by hotplug's lock) writes this
-    // slot, while `cpu` is off; `cpu` reads it only after CPU_ON.
-    let p = unsafe {
-        let p = &raw mut BOOT_ARGS[cpu];
-        p.write(args);
-        p
-    };
-    crate::mm::clean_dcache_range(p as usize, core::mem::size_of::<BootArgs>());
-    p as u64
-}
-
-/// A secondary CPU's Rust entry: MMU and stacks are already set up by the assembly.
-pub extern "C" fn secondary_entry(args: &BootArgs, boot_el: u64) -> ! {
+/// A secondary CPU's Rust entry, from `armstop_secondary_entry` (the architecture layer's entry
+/// contract): MMU and stacks are already set up by the assembly.
+#[unsafe(no_mangle)]
+pub extern "C" fn armstop_secondary_main(args: &BootArgs, boot_el: u64) -> ! {
     let cpu = args.cpu as usize;
     let mpidr = crate::cpu::mpidr();
     if crate::board::logical_id(mpidr) != Some(cpu) {
@@ -323,14 +281,18 @@ fn idle_loop() -> ! {
         }
         match crate::hotplug::HOTPLUG.dying_step() {
             // Flushed, parked and reported dead: CPU_OFF.
-            Step::PowerOff => crate::hotplug::die(),
+            Step::PowerOff => {
+                // A call still posted here would never run: its caller gets `Offline`.
+                crate::call::refuse_calls(me);
+                crate::hotplug::die()
+            }
             // Parked outside hotplug: waits to be enabled again; calls still run.
             Step::Parked => log::info!("cpu{me}: stopper parked"),
             Step::Run => {}
         }
-        if CALLS[me].state.load(Ordering::Acquire) == CALL_POSTED {
+        if crate::call::is_posted(me) {
             crate::cpu::unmask_irqs();
-            CALLS[me].run();
+            crate::call::run_posted(me);
             continue;
         }
         crate::cpu::wait_for_interrupt();
@@ -338,219 +300,4 @@ fn idle_loop() -> ! {
         crate::cpu::unmask_irqs();
         drop(guard);
     }
-}
-
-const CALL_IDLE: u32 = 0;
-const CALL_POSTED: u32 = 1;
-const CALL_RUNNING: u32 = 2;
-const CALL_DONE: u32 = 3;
-const CALL_FAULTED: u32 = 4;
-const CALL_REFUSED: u32 = 5;
-
-/// One CPU's call mailbox. Callers serialise on `lock`; the state word hands the call over.
-struct CallSlot {
-    lock: spin::Mutex<()>,
-    state: AtomicU32,
-    func: AtomicUsize,
-    arg: AtomicUsize,
-    ret: AtomicUsize,
-}
-
-static CALLS: [CallSlot; NR_CPUS] = [const {
-    CallSlot {
-        lock: spin::Mutex::new(()),
-        state: AtomicU32::new(CALL_IDLE),
-        func: AtomicUsize::new(0),
-        arg: AtomicUsize::new(0),
-        ret: AtomicUsize::new(0),
-    }
-}; NR_CPUS];
-
-impl CallSlot {
-    fn run(&self) {
-        if self
-            .state
-            .compare_exchange(CALL_POSTED, CALL_RUNNING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return; // withdrawn by a caller that timed out
-        }
-        let f = self.func.load(Ordering::Relaxed);
-        // SAFETY: `func` was stored from a `fn(usize) -> usize` by `post`, before the
-        // Release store of POSTED that the Acquire above synchronises with.
-        let f: fn(usize) -> usize = unsafe { core::mem::transmute::<usize, fn(usize) -> usize>(f) };
-        let r = f(self.arg.load(Ordering::Relaxed));
-        self.ret.store(r, Ordering::Relaxed);
-        self.state.store(CALL_DONE, Ordering::Release);
-    }
-}
-
-/// Why a cross-CPU call did not return a value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// No such CPU.
-    InvalidCpu,
-    /// The CPU is not online.
-    Offline(CpuState),
-    /// The call did not finish within [`CALL_TIMEOUT`].
-    Timeout,
-    /// The function faulted (panicked or aborted) on that CPU; the fault was reported.
-    Faulted,
-    /// Another caller held the CPU's call mailbox for longer than [`CALL_TIMEOUT`].
-    MailboxBusy,
-}
-
-impl core::fmt::Display for CallError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::InvalidCpu => write!(f, "no such CPU"),
-            Self::Offline(s) => write!(f, "CPU is {s:?}"),
-            Self::Timeout => {
-                write!(f, "call did not finish within {} ms", CALL_TIMEOUT.as_millis())
-            }
-            Self::Faulted => write!(f, "call faulted on the target CPU"),
-            Self::MailboxBusy => write!(
-                f,
-                "another caller held the CPU's call mailbox for over {} ms",
-                CALL_TIMEOUT.as_millis()
-            ),
-        }
-    }
-}
-
-/// A call posted to another CPU, to be waited for with [`Pending::wait`].
-#[must_use = "a posted call must be waited for"]
-pub struct Pending {
-    cpu: usize,
-    guard: Option<spin::MutexGuard<'static, ()>>,
-    local: Option<usize>,
-}
-
-/// Posts `f(arg)` to run on `cpu` in its idle loop (thread context, IRQs enabled), without
-/// waiting. On the calling CPU itself, runs it at once.
-pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, CallError> {
-    if cpu >= cpu_count() {
-        return Err(CallError::InvalidCpu);
-    }
-    if cpu == crate::cpu::id() {
-        return Ok(Pending { cpu, guard: None, local: Some(f(arg)) });
-    }
-    if !is_online(cpu) {
-        return Err(CallError::Offline(state(cpu)));
-    }
-    let slot = &CALLS[cpu];
-    // Callers queue for the mailbox; one that waits longer than a call may take is told so
-    // rather than left spinning (a caller that faulted may never release it).
-    let mut guard = None;
-    if !wait_until(CALL_TIMEOUT, || {
-        guard = slot.lock.try_lock();
-        guard.is_some()
-    }) {
-        return Err(CallError::MailboxBusy);
-    }
-    let guard = guard.expect("taken above");
-    slot.func.store(f as usize, Ordering::Relaxed);
-    slot.arg.store(arg, Ordering::Relaxed);
-    slot.state.store(CALL_POSTED, Ordering::SeqCst);
-    // Against `refuse_calls`: either the CPU going down sees POSTED and refuses the call, or
-    // we see it no longer online here and withdraw it (or find it refused).
-    if !is_online(cpu) {
-        let r =
-            slot.state.compare_exchange(CALL_POSTED, CALL_IDLE, Ordering::SeqCst, Ordering::SeqCst);
-        if matches!(r, Ok(_) | Err(CALL_REFUSED)) {
-            slot.state.store(CALL_IDLE, Ordering::Release);
-            return Err(CallError::Offline(state(cpu)));
-        }
-    }
-    ipi::send(cpu, Message::Wake).map_err(|_| CallError::InvalidCpu)?;
-    Ok(Pending { cpu, guard: Some(guard), local: None })
-}
-
-impl Pending {
-    /// Waits for the call's result, up to [`CALL_TIMEOUT`].
-    pub fn wait(self) -> Result<usize, CallError> {
-        self.wait_timeout(CALL_TIMEOUT)
-    }
-
-    /// Waits for the call's result, up to `timeout` (for calls known to run long).
-    pub fn wait_timeout(mut self, timeout: Duration) -> Result<usize, CallError> {
-        if let Some(r) = self.local {
-            return Ok(r);
-        }
-        let slot = &CALLS[self.cpu];
-        let finished = wait_until(timeout, || {
-            matches!(slot.state.load(Ordering::Acquire), CALL_DONE | CALL_FAULTED | CALL_REFUSED)
-        });
-        let result = if finished {
-            match slot.state.load(Ordering::Acquire) {
-                CALL_DONE => Ok(slot.ret.load(Ordering::Relaxed)),
-                CALL_REFUSED => Err(CallError::Offline(state(self.cpu))),
-                _ => Err(CallError::Faulted),
-            }
-        } else {
-            // Withdraw it if it has not started; a running call is left to finish on its own
-            // (it borrows nothing: a plain `fn` and a `usize`).
-            let _ = slot.state.compare_exchange(
-                CALL_POSTED,
-                CALL_IDLE,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-            return Err(CallError::Timeout);
-        };
-        slot.state.store(CALL_IDLE, Ordering::Release);
-        drop(self.guard.take());
-        result
-    }
-}
-
-/// Runs `f(arg)` on `cpu` and waits for its result.
-pub fn run_on(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<usize, CallError> {
-    post(cpu, f, arg)?.wait()
-}
-
-/// Runs `f(arg)` on every online CPU at the same time (the caller's own share last), and
-/// returns each CPU's result, `None` for CPUs that are not online.
-pub fn run_everywhere(
-    f: fn(usize) -> usize,
-    arg: usize,
-) -> [Option<Result<usize, CallError>>; NR_CPUS] {
-    let me = crate::cpu::id();
-    let mut pending: [Option<Result<Pending, CallError>>; NR_CPUS] = [const { None }; NR_CPUS];
-    for (cpu, p) in pending.iter_mut().enumerate().take(cpu_count()) {
-        if cpu != me && is_online(cpu) {
-            *p = Some(post(cpu, f, arg));
-        }
-    }
-    let mine = f(arg);
-    let mut out: [Option<Result<usize, CallError>>; NR_CPUS] = [None; NR_CPUS];
-    out[me] = Some(Ok(mine));
-    for (cpu, p) in pending.into_iter().enumerate() {
-        if let Some(p) = p {
-            out[cpu] = Some(p.and_then(Pending::wait));
-        }
-    }
-    out
-}
-
-/// Fault hook for secondary CPUs: a call in progress is marked faulted so its caller stops
-/// waiting.
-pub fn on_secondary_fault(cpu: usize) {
-    let _ = CALLS[cpu].state.compare_exchange(
-        CALL_RUNNING,
-        CALL_FAULTED,
-        Ordering::AcqRel,
-        Ordering::Relaxed,
-    );
-}
-
-/// On a CPU going down, after its stopper is parked: a call still posted to it will never run,
-/// so its caller gets [`CallError::Offline`] instead of a timeout.
-pub(crate) fn refuse_calls(cpu: usize) {
-    let _ = CALLS[cpu].state.compare_exchange(
-        CALL_POSTED,
-        CALL_REFUSED,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
 }

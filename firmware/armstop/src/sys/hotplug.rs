@@ -2,11 +2,12 @@
 //!
 //! [`cpu_down`] runs `take_cpu_down` on the dying CPU through `stop_machine`, which moves its
 //! SPIs to the lowest online CPU and parks its stopper; the CPU's idle loop then flushes and
-//! parks the stopper, reports dead, refuses any cross-CPU call still posted to it, masks
-//! everything, disables its GIC CPU interface and timers and calls PSCI CPU_OFF ([`die`]).
+//! parks the stopper and reports dead; its idle loop refuses any cross-CPU call still posted to
+//! it ([`crate::call`]), and [`die`] masks everything, disables its GIC CPU interface and timers
+//! and calls PSCI CPU_OFF.
 //! [`cpu_up`] calls PSCI CPU_ON with fresh boot arguments; the CPU re-initialises vectors,
 //! stacks, MMU, GIC interface and timer, and enables its stopper before it is marked online
-//! (`smp::secondary_entry`).
+//! (`smp::armstop_secondary_main`).
 //!
 //! Invariant: a CPU's stacks and boot arguments are only rewritten while PSCI reports it off
 //! (`cpu_down` waits for AFFINITY_INFO OFF before the CPU can be started again).
@@ -75,7 +76,7 @@ impl Power for Psci {
             }
         }
         let mpidr = mpidr_of(cpu, "CPU_ON")?;
-        let args = crate::smp::prepare_boot_args(cpu);
+        let args = crate::arch::boot::prepare_boot_args(cpu);
         psci::cpu_on(mpidr, crate::arch::boot::secondary_entry_address(), args)
             .map_err(|error| PsciError { call: "CPU_ON", error })
     }
@@ -169,7 +170,6 @@ pub(crate) fn stall_if(fault: Fault) -> bool {
 
 /// The end of a dying CPU: its stopper is flushed and parked and it has reported dead.
 pub(crate) fn die() -> ! {
-    crate::smp::refuse_calls(crate::cpu::id());
     stall_if(Fault::StallOff);
     turn_off()
 }

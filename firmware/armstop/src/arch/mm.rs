@@ -186,7 +186,7 @@ pub unsafe fn init_primary() -> Result<MmuConfig, MmError> {
     unsafe { CONFIG = config };
     // SAFETY: the map covers the board's memory and the image with the attributes the code
     // expects (code executable, data writable, devices nGnRE) and is never changed.
-    unsafe { crate::arch::boot::enable_mmu(config.ttbr0, config.tcr, config.mair) };
+    unsafe { enable_mmu(config.ttbr0, config.tcr, config.mair) };
     Ok(config)
 }
 
@@ -263,4 +263,46 @@ pub fn translate(va: u64, write: bool) -> Option<u64> {
 pub fn attribute_of(va: u64) -> Option<u8> {
     let par = at(va, false);
     if par & 1 != 0 { None } else { Some((par >> 56) as u8) }
+}
+
+core::arch::global_asm!(
+    r#"
+// x0 = TTBR0_EL1, x1 = TCR_EL1, x2 = MAIR_EL1. Uses no stack, so nothing read back across
+// the switch to cacheable memory can be stale. Also called by a secondary's entry, with its
+// MMU still off.
+.global armstop_enable_mmu
+armstop_enable_mmu:
+    msr     mair_el1, x2
+    msr     tcr_el1, x1
+    msr     ttbr0_el1, x0
+    isb
+    tlbi    vmalle1
+    ic      iallu
+    dsb     nsh
+    isb
+    mrs     x9, sctlr_el1
+    ldr     x10, ={sctlr_on}
+    orr     x9, x9, x10
+    msr     sctlr_el1, x9
+    isb
+    ret
+"#,
+    // M | C | SA | I | WXN: MMU, data cache, SP alignment check, instruction cache, and no
+    // writable mapping is executable.
+    sctlr_on = const (1u64 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19),
+);
+
+unsafe extern "C" {
+    fn armstop_enable_mmu(ttbr0: u64, tcr: u64, mair: u64);
+}
+
+/// Turns the MMU and caches on with the given translation settings.
+///
+/// # Safety
+/// The tables must identity-map all code, data and stacks this CPU uses, with the attributes
+/// the code expects, and must not change while the MMU is on.
+pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
+    // SAFETY: forwarded to the caller; the routine uses no stack and preserves callee-saved
+    // registers.
+    unsafe { armstop_enable_mmu(ttbr0, tcr, mair) }
 }

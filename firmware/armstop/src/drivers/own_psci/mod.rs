@@ -1,5 +1,5 @@
 //! armstop's own PSCI provider on the target: the glue between the EL2 code in
-//! [`crate::arch::el2`] and the portable provider (`armstop-psci-provider`), for boards whose
+//! [`el2`] and the portable provider (`armstop-psci-provider`), for boards whose
 //! boot firmware leaves the secondaries on spin tables and offers no PSCI (`BOARD.own_psci`).
 //!
 //! At boot, the boot CPU (still at EL2, MMU off, `.bss` zeroed) starts the provider's
@@ -12,6 +12,8 @@
 //! no lock, no read-modify-write atomic and no EL1 state: the MMU is off there, and EL1 may be
 //! doing anything on other CPUs. The provider's state and stacks live in `.el2_bss`, which the
 //! EL1 identity map leaves unmapped.
+
+pub mod el2;
 
 use armstop_boards::{MPIDR_AFFINITY_MASK, MemoryKind};
 use armstop_psci_provider::{Action, Platform, Provider, Start};
@@ -100,7 +102,7 @@ fn this_cpu() -> usize {
 pub(crate) extern "C" fn el2_boot() {
     let Some(own) = BOARD.own_psci else { return };
     PROVIDER.boot(0);
-    let pen = crate::arch::el2::armstop_el2_secondary_pen as *const () as u64;
+    let pen = el2::armstop_el2_secondary_pen as *const () as u64;
     for &slot in &own.spin_table[1..] {
         // SAFETY: a spin-table slot from the validated board data: an aligned word in RAM
         // below the image, which only the boot firmware's pen reads. The MMU is off, so the
@@ -140,7 +142,7 @@ pub(crate) extern "C" fn el2_sync(
     let me = this_cpu();
     match PROVIDER.call(&El2Board, me, fid as u32, [a1, a2, a3]) {
         Action::Return(v) => El2Result { value: v as u64, power_down: 0 },
-        Action::PowerDown => El2Result { value: crate::arch::el2::stack_top(me), power_down: 1 },
+        Action::PowerDown => El2Result { value: el2::stack_top(me), power_down: 1 },
     }
 }
 

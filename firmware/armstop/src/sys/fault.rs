@@ -1,12 +1,13 @@
 //! Fault reporting: panics, aborts and unexpected exceptions, on any CPU.
 //!
 //! Every fault is printed with the CPU, the exception class and syndrome, FAR and ELR, and
-//! ends in exactly one of two ways: a running test harness takes it as the current test's
-//! failure and carries on ([`crate::testing`]); otherwise the run stops with a failure status.
+//! ends in exactly one of two ways: the registered hook takes it over (the test harness makes
+//! it the current test's failure and carries on, [`set_hook`]); otherwise the run stops with a
+//! failure status.
 //! Nothing hangs silently. A fault while handling a fault stops the run at once.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::board::NR_CPUS;
 
@@ -32,11 +33,43 @@ pub fn fatal(args: fmt::Arguments<'_>) -> ! {
     crate::console::force_line(format_args!("FAULT {}", msg.as_str()));
     crate::console::release_if_owner();
     crate::gic::end_in_flight();
-    if crate::testing::is_running() {
-        DEPTH[cpu].store(0, Ordering::Relaxed);
-        crate::testing::on_fault(cpu, msg.as_str());
+    match HOOK.load(Ordering::Acquire) {
+        0 => {}
+        f => {
+            DEPTH[cpu].store(0, Ordering::Relaxed);
+            // SAFETY: only `set_hook` stores here, and it stores a `Hook`.
+            let hook = unsafe { core::mem::transmute::<usize, Hook>(f) };
+            let _taken_over = hook(cpu, msg.as_str());
+        }
     }
     crate::power::fail_stop()
+}
+
+/// What takes a fault over instead of stopping the machine (the test harness: the fault is
+/// the running test's failure). Called with the CPU and the message; returns `false` to let
+/// the machine stop after all, and never returns if it takes the fault.
+pub type Hook = fn(usize, &str) -> bool;
+
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes `hook` the fault hook (see [`Hook`]); `None` removes it.
+pub fn set_hook(hook: Option<Hook>) {
+    HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+}
+
+/// Makes this module the handler of every exception vector but the IRQ (the GIC driver's).
+pub fn install() {
+    use crate::arch::exception::{Vector, set_handler};
+    set_handler(Vector::Sync, |f, _| synchronous(f));
+    set_handler(Vector::Fiq, |f, _| fatal(format_args!("unexpected FIQ at ELR={:#x}", f.elr)));
+    set_handler(Vector::SError, |f, _| serror(f));
+    set_handler(Vector::Nested, |f, _| nested(f));
+    set_handler(Vector::Lower, |f, _| {
+        fatal(format_args!(
+            "exception from a lower EL (nothing runs there): ELR={:#x} SPSR={:#x}",
+            f.elr, f.spsr
+        ))
+    });
 }
 
 #[panic_handler]
