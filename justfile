@@ -29,7 +29,9 @@ run *machines="virt-gicv2 virt-gicv3": build
 # Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
 # kind a few times, Linux once; no timing is checked), then the on-target images by the tiers of
 # `just machines`: every image on the 4-CPU virt machines and the Pis; the suite and hotplug
-# images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs.
+# images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs; and boots that must
+# stop with a clear error (more CPUs than the image has room for, a device tree that disagrees
+# with the board, a malformed one).
 # Every test (virt and raspi4b machines).
 test: build build-bench
     cargo test --quiet
@@ -43,6 +45,9 @@ test: build build-bench
       --images {{images_root}} --suite suite --suite hotplug \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
     just run virt-gicv3-smp16 virt-gicv3-smp64
+    {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --smp 100 --expect "rebuild with ARMSTOP_MAX_CPUS=100" armstop
+    {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --dtb firmware/devicetree/tests/data/gic-elsewhere.dtb --expect "GIC distributor: board 0x8000000, device tree 0x8100000" armstop
+    {{runner}} boot-error --images {{images_root}} --machine virt-gicv2 --dtb firmware/devicetree/tests/data/no-gic.dtb --expect "device tree has no GIC node" armstop
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's

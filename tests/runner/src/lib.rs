@@ -307,6 +307,9 @@ pub struct BootFiles {
     /// Otherwise QEMU exits on a reset (`-no-reboot`), so that an image that resets by
     /// accident ends its run instead of starting again.
     pub reboot_on_reset: bool,
+    /// A device tree to hand the machine instead of its own (`-dtb`), for tests of what the
+    /// firmware does with a wrong or malformed one.
+    pub dtb: Option<PathBuf>,
 }
 
 /// Finds `fw` in `dir`: its first file that exists, with a note if that is not the preferred
@@ -357,7 +360,7 @@ pub fn boot_files(m: &Machine, image: ImageRef, firmware_dir: &Path) -> Result<B
         });
     }
     let mut files =
-        BootFiles { image: path, firmware: None, notes: vec![], reboot_on_reset: false };
+        BootFiles { image: path, firmware: None, notes: vec![], reboot_on_reset: false, dtb: None };
     if let Load::Firmware(fw) = &m.load {
         let (p, note) = find_firmware(fw, firmware_dir)?;
         files.firmware = Some(p);
@@ -403,6 +406,9 @@ pub fn qemu_args(m: &Machine, files: &BootFiles, log: Option<&Path>) -> Vec<Stri
             a.extend(["-device".into(), loader(firmware, fw.addr)]);
             a.extend(["-device".into(), loader(&files.image, m.board().load_address)]);
         }
+    }
+    if let Some(dtb) = &files.dtb {
+        a.extend(["-dtb".into(), dtb.display().to_string()]);
     }
     if let Some(log) = log {
         a.extend([
@@ -933,6 +939,7 @@ armstop-test: end passed={} failed={} ignored=0",
             firmware: firmware.map(PathBuf::from),
             notes: vec![],
             reboot_on_reset: false,
+            dtb: None,
         }
     }
 
@@ -1113,6 +1120,7 @@ armstop-test: end passed={} failed={} ignored=0",
                 firmware: None,
                 notes: vec![],
                 reboot_on_reset: false,
+                dtb: None,
             }
         );
         let tfa = boot_files(machine("raspi4b-tfa").unwrap(), suite, &fw).unwrap();

@@ -59,11 +59,15 @@ struct Options {
     reboot_suites: Vec<String>,
     selftest_fail: Option<String>,
     selftest_hang: Option<String>,
+    /// `-dtb` for every boot.
+    dtb: Option<PathBuf>,
+    /// For `boot-error`: the console line (part of it) the boot must stop with.
+    expect: Option<String>,
     args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -92,8 +96,11 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         reboot_suites: vec![],
         selftest_fail: None,
         selftest_hang: None,
+        dtb: None,
+        expect: None,
         args: vec![],
     };
+    let mut smp: Option<u16> = None;
     let mut cmd = None;
     let mut timeout = None;
     let mut firmware_dir = None;
@@ -124,6 +131,14 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--selftest-fail" => o.selftest_fail = Some(value("an image name")?),
             "--selftest-hang" => o.selftest_hang = Some(value("an image name")?),
             "--verbose" => o.verbose = true,
+            "--smp" => {
+                let v = value("a CPU count")?;
+                smp = Some(v.parse().ok().filter(|n| (1..=512).contains(n)).ok_or_else(|| {
+                    format!("--smp {v:?}: a CPU count from 1 to 512 (GICv2 machines: 8)")
+                })?);
+            }
+            "--dtb" => o.dtb = Some(value("a device tree blob")?.into()),
+            "--expect" => o.expect = Some(value("a console message")?),
             "--gdb" => o.gdb = true,
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
@@ -132,6 +147,23 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         }
     }
     let cmd = cmd.ok_or_else(usage)?;
+    if let Some(n) = smp {
+        // The same machine with another CPU count: named as it is, with `-smp` showing in the
+        // command line the header prints.
+        o.machines = o
+            .machines
+            .iter()
+            .map(|m| match m.smp {
+                Some(_) => Ok(&*Box::leak(Box::new(Machine { smp: Some(n), ..**m }))),
+                None => Err(format!("--smp: {} has a fixed CPU count", m.name)),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(dtb) = &o.dtb
+        && !dtb.is_file()
+    {
+        return Err(format!("--dtb {}: no such file", dtb.display()));
+    }
     // The hotplug image takes about two minutes under TCG: keep the default generous.
     o.timeout = timeout.unwrap_or(if cmd == "test" { 600 } else { 0 });
     o.firmware_dir = firmware_dir.unwrap_or_else(|| default_firmware_dir(&o.images));
@@ -276,8 +308,10 @@ struct Plan {
 }
 
 fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
-    let files =
-        |name: &str| boot_files(m, ImageRef::Named { root: &o.images, name }, &o.firmware_dir);
+    let files = |name: &str| -> Result<BootFiles, String> {
+        let f = boot_files(m, ImageRef::Named { root: &o.images, name }, &o.firmware_dir)?;
+        Ok(BootFiles { dtb: o.dtb.clone(), ..f })
+    };
     let suites = o
         .suites
         .iter()
@@ -448,7 +482,7 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
         _ => machine("virt-gicv3")?,
     };
     let image = image_ref(o, arg);
-    let files = boot_files(m, image, &o.firmware_dir)?;
+    let files = BootFiles { dtb: o.dtb.clone(), ..boot_files(m, image, &o.firmware_dir)? };
     for note in &files.notes {
         eprintln!("armstop-runner: note: {note}");
     }
@@ -493,12 +527,67 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
     })
 }
 
+/// `boot-error`: boots an image that must stop at boot (a wrong or malformed device tree, more
+/// CPUs than the image has room for) and checks that it says why, with a console line that
+/// contains `--expect`, and ends with a failure status rather than hanging or running on.
+fn boot_error(o: &Options) -> Result<ExitCode, String> {
+    let [arg] = o.args.as_slice() else {
+        return Err(format!("boot-error takes exactly one image\n{}", usage()));
+    };
+    let expect = o.expect.as_deref().ok_or("boot-error needs --expect TEXT")?;
+    let m = match o.machines.as_slice() {
+        [m] => *m,
+        _ => machine("virt-gicv3")?,
+    };
+    let files =
+        BootFiles { dtb: o.dtb.clone(), ..boot_files(m, image_ref(o, arg), &o.firmware_dir)? };
+    let what = format!(
+        "{}{}{}",
+        m.name,
+        m.smp.map_or(String::new(), |n| format!(" -smp {n}")),
+        o.dtb.as_ref().map_or(String::new(), |d| format!(" -dtb {}", d.display()))
+    );
+    let limits = Limits { total: if o.timeout == 0 { 120 } else { o.timeout }, begin: 0 };
+    let run = boot(o, m, &files, "boot-error", limits, o.verbose.then_some("| "), false)?;
+    let said = run.lines.iter().find(|l| l.contains(expect));
+    let status = match (run.exit, m.exit()) {
+        (Exit::TimedOut(s), _) => Err(format!("did not stop: killed after {s} s")),
+        (Exit::Code(None), _) => Err("QEMU was killed by a signal".into()),
+        (Exit::Code(Some(c)), ExitMethod::Semihosting) => Ok(c),
+        (Exit::Code(Some(_)), ExitMethod::PsciSystemOff) => {
+            Ok(console_status(&run.lines)?.unwrap_or(0))
+        }
+    };
+    let problem = match (status, said) {
+        (Err(e), _) => Some(e),
+        (Ok(0), _) => Some("the boot ended with status 0: it did not stop".into()),
+        (Ok(_), None) => Some(format!("no console line says {expect:?}")),
+        (Ok(_), Some(_)) => None,
+    };
+    match problem {
+        None => {
+            println!("[{what}] boot stops with {:?} ... ok", said.map_or("", |l| l.trim()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(p) => {
+            println!("[{what}] boot stops with {expect:?} ... FAILED: {p}");
+            show_tail(&run, &format!("[{}] ", m.name));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// What `machines` shows for `m`: its description and the command line, with `<image>` for
 /// the image name and the firmware file that would be used.
 fn describe(o: &Options, m: &Machine) -> String {
     let image = ImageRef::Named { root: &o.images, name: "<image>" };
-    let mut files =
-        BootFiles { image: image.path(m), firmware: None, notes: vec![], reboot_on_reset: false };
+    let mut files = BootFiles {
+        image: image.path(m),
+        firmware: None,
+        notes: vec![],
+        reboot_on_reset: false,
+        dtb: None,
+    };
     if let Load::Firmware(fw) = &m.load {
         match find_firmware(fw, &o.firmware_dir) {
             Ok((p, note)) => {
@@ -530,6 +619,7 @@ fn main() -> ExitCode {
     let result = parse(&args).and_then(|(cmd, o)| match cmd.as_str() {
         "test" => test(&o).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         "boot" => boot_interactive(&o),
+        "boot-error" => boot_error(&o),
         "machines" => {
             for m in MACHINES {
                 println!("{}", describe(&o, m));
@@ -550,6 +640,32 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn smp_and_dtb_override_the_machine() {
+        let (_, o) = parse(&args("boot --machine virt-gicv3 --smp 16 armstop")).unwrap();
+        assert_eq!((o.machines[0].name, o.machines[0].smp), ("virt-gicv3", Some(16)));
+        for bad in ["0", "513", "x"] {
+            let e = parse(&args(&format!("boot --smp {bad} armstop"))).err().unwrap();
+            assert!(e.contains("CPU count from 1 to 512"), "{e}");
+        }
+        let e = parse(&args("boot --machine raspi4b-tfa --smp 2 armstop")).err().unwrap();
+        assert!(e.contains("raspi4b-tfa has a fixed CPU count"), "{e}");
+        let e = parse(&args("boot --dtb /no/such.dtb armstop")).err().unwrap();
+        assert!(e.contains("no such file"), "{e}");
+        let dtb =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../firmware/devicetree/tests/data/base.dtb");
+        let (_, o) = parse(&args(&format!("boot --dtb {dtb} armstop"))).unwrap();
+        let files = BootFiles {
+            image: "/i/armstop".into(),
+            firmware: None,
+            notes: vec![],
+            reboot_on_reset: false,
+            dtb: o.dtb.clone(),
+        };
+        let a = qemu_args(machine("virt-gicv3").unwrap(), &files, None);
+        assert!(a.windows(2).any(|w| w[0] == "-dtb" && w[1] == dtb), "{a:?}");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn qemu_args(m: &Machine, dir: &Path, cycles: u32) -> Vec<String> {
         firmware: None,
         notes: Vec::new(),
         reboot_on_reset: false,
+        dtb: None,
     };
     let mut a = armstop_runner::qemu_args(&kernel_machine, &files, None);
     a.extend([
