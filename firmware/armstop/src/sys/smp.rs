@@ -227,6 +227,23 @@ fn discover_cpus(x0: u64, boot_mpidr: u64) {
                     BOARD.name
                 ));
             }
+            // The board maps the first redistributor region only (QEMU `virt` puts the frames
+            // of CPUs past the 123rd in a second one, above 256 GiB).
+            if let dt::Gic::V3 { redistributors, .. } = &m.gic
+                && let [first, second, ..] = redistributors.regions()
+            {
+                fatal(format_args!(
+                    "device tree at {at:#x}: {} CPUs need a second GICv3 redistributor region, \
+                     at {:#x}, which board {} does not map: armstop supports the {} CPUs of the \
+                     first ({:#x} + {:#x})",
+                    m.cpus().len(),
+                    second.base,
+                    BOARD.name,
+                    first.size / 0x2_0000,
+                    first.base,
+                    first.size
+                ));
+            }
             if let Err(e) = crate::board::set_cpus(m.cpus(), boot_mpidr) {
                 fatal(format_args!("device tree at {at:#x}: {e}"));
             }
