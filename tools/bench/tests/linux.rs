@@ -105,6 +105,7 @@ fn qemu_args_match_armstop() {
         firmware: None,
         notes: vec![],
         reboot_on_reset: false,
+        dtb: None,
     };
     assert_eq!(a[..20], armstop_runner::qemu_args(m, &files, None)[..]);
 }
