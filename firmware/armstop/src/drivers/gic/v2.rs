@@ -114,7 +114,14 @@ impl GicV2 {
         let cpu = crate::cpu::id();
         // `gic::init_primary` refuses a machine with more CPUs than a GICv2 has bits for.
         if let Some(bit) = self.cpu_bits.get(cpu) {
-            bit.store(d.itargetsr[0].get() as u8, Ordering::Relaxed);
+            // A GIC with one CPU interface (GICD_TYPER.CPUNumber = 0) may read its target
+            // registers as zero (the architecture makes them RAZ/WI on a uniprocessor): its
+            // one CPU is then interface 0, and an SGI to it needs that bit in its target list.
+            let own = match d.itargetsr[0].get() as u8 {
+                0 if (d.typer.get() >> 5) & 0b111 == 0 => 1,
+                b => b,
+            };
+            bit.store(own, Ordering::Relaxed);
         }
         d.icenabler[0].set(u32::MAX);
         d.icpendr[0].set(u32::MAX);

@@ -215,7 +215,6 @@ fn crossed_pair(i: usize) -> usize {
     0
 }
 
-#[target_test]
 /// Every secondary requests one pair of the ring at once: on 4 CPUs cpu1, cpu2 and cpu3 ask
 /// for (0, 1), (1, 2) and (2, 0); on 8, cpu1..cpu7 for (0, 1) .. (6, 0). On 3, (0, 1) against
 /// (1, 0).
