@@ -294,10 +294,10 @@ impl fmt::Display for CpuSet {
                 f.write_str(",")?;
             }
             first = false;
-            match hi - lo {
-                0 => write!(f, "{lo}")?,
-                1 => write!(f, "{lo},{hi}")?,
-                _ => write!(f, "{lo}-{hi}")?,
+            if hi == lo {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
             }
         }
         Ok(())
@@ -488,7 +488,7 @@ mod tests {
     fn set_algebra() {
         let a: CpuSet = [1, 2, 70].into_iter().collect();
         let b: CpuSet = [2, 70, 300].into_iter().collect();
-        assert_eq!((a | b).to_string(), "1,2,70,300");
+        assert_eq!((a | b).to_string(), "1-2,70,300");
         assert_eq!((a & b).to_string(), "2,70");
         assert_eq!((a - b).to_string(), "1");
         assert!((a & b).is_subset(&a) && !a.is_subset(&b) && a.intersects(&b));
@@ -498,7 +498,7 @@ mod tests {
     #[test]
     fn display_uses_ranges() {
         let s: CpuSet = [0, 1, 2, 3, 5, 7, 8, 64, 65, 66].into_iter().collect();
-        assert_eq!(s.to_string(), "0-3,5,7,8,64-66");
+        assert_eq!(s.to_string(), "0-3,5,7-8,64-66");
         assert_eq!(CpuSet::EMPTY.to_string(), "(none)");
         assert_eq!(format!("{:?}", CpuSet::first_n(512)), "CpuSet(0-511)");
     }
