@@ -2,7 +2,7 @@
 //! are written against: `core`'s atomics and `spin`'s mutex normally, loom's under
 //! `--cfg loom`, so the loom models check the very same code. One crate, so that every layer
 //! switches to loom together.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 /// Spin-wait hint: `core`'s normally, a yield to loom's scheduler under loom (a model that spins
@@ -89,4 +89,75 @@ macro_rules! array_of {
         let a = core::array::from_fn(|_| $value);
         a
     }};
+}
+
+/// A function pointer that any CPU may set and read at any time: a handler or hook registered
+/// by its owner (an interrupt's handler, the fault hook), read where the event is taken.
+///
+/// Invariant: the slot holds 0 (nothing set) or the address of a function of type `F`, so
+/// [`FnSlot::get`] gives back exactly what [`FnSlot::set`] stored. Always `core`'s atomics,
+/// also under loom: the slots belong to the target firmware, never to a model.
+pub struct FnSlot<F> {
+    addr: core::sync::atomic::AtomicUsize,
+    _f: core::marker::PhantomData<F>,
+}
+
+impl<F: Copy> FnSlot<F> {
+    /// An empty slot.
+    ///
+    /// # Safety
+    /// `F` must be a function pointer type (`fn(..) -> ..`, any signature): the slot keeps its
+    /// value as an address.
+    pub const unsafe fn new() -> Self {
+        assert!(core::mem::size_of::<F>() == core::mem::size_of::<usize>());
+        Self { addr: core::sync::atomic::AtomicUsize::new(0), _f: core::marker::PhantomData }
+    }
+
+    /// Stores `f` (`None` empties the slot). Release: what was written before is visible to
+    /// whoever [`FnSlot::get`]s it.
+    pub fn set(&self, f: Option<F>) {
+        // SAFETY: `F` is a function pointer type (`new`'s contract), the size of a `usize`.
+        let addr = f.map_or(0, |f| unsafe { core::mem::transmute_copy::<F, usize>(&f) });
+        self.addr.store(addr, Ordering::Release);
+    }
+
+    /// What was last stored, if anything.
+    pub fn get(&self) -> Option<F> {
+        match self.addr.load(Ordering::Acquire) {
+            0 => None,
+            // SAFETY: a non-zero value was stored by `set` from an `F` (the type's invariant),
+            // and a function pointer is never 0.
+            addr => Some(unsafe { core::mem::transmute_copy::<usize, F>(&addr) }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FnSlot;
+
+    fn double(x: usize) -> usize {
+        2 * x
+    }
+
+    fn square(x: usize) -> usize {
+        x * x
+    }
+
+    #[test]
+    fn a_slot_gives_back_what_was_set() {
+        // SAFETY: a function pointer type.
+        let s: FnSlot<fn(usize) -> usize> = unsafe { FnSlot::new() };
+        assert!(s.get().is_none());
+        s.set(Some(double));
+        assert_eq!(s.get().map(|f| f(21)), Some(42));
+        s.set(Some(square));
+        assert_eq!(s.get().map(|f| f(5)), Some(25), "a later set replaces it");
+        s.set(None);
+        assert!(s.get().is_none());
+        // SAFETY: a function pointer type, with a reference argument of any lifetime.
+        let h: FnSlot<fn(&str) -> usize> = unsafe { FnSlot::new() };
+        h.set(Some(str::len));
+        assert_eq!(h.get().map(|f| f("four")), Some(4));
+    }
 }

@@ -10,7 +10,7 @@
 //! This layer knows nothing of what handles an exception: each vector calls the handler its
 //! owner registered ([`set_handler`]): the GIC driver the IRQ, the fault service the others.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use armstop_sync::FnSlot;
 
 use crate::mm::{EMERGENCY_TOP, STACK_SLOT};
 
@@ -158,13 +158,14 @@ const VECTORS: usize = 6;
 /// return (an IRQ) or not (a fault).
 pub type Handler = fn(&mut Frame, Vector);
 
-/// Each vector's handler, a [`Handler`] as an address (0: none registered).
-static HANDLERS: [AtomicUsize; VECTORS] = [const { AtomicUsize::new(0) }; VECTORS];
+/// Each vector's handler.
+// SAFETY: `Handler` is a function pointer type.
+static HANDLERS: [FnSlot<Handler>; VECTORS] = [const { unsafe { FnSlot::new() } }; VECTORS];
 
 /// Makes `handler` what `vector` calls, on every CPU. The owners register: the interrupt
 /// controller's driver the IRQ, the fault service the rest. A later call replaces it.
 pub fn set_handler(vector: Vector, handler: Handler) {
-    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+    HANDLERS[vector as usize].set(Some(handler));
 }
 
 extern "C" fn exception_entry(frame: &mut Frame, vector: u64) {
@@ -176,18 +177,13 @@ extern "C" fn exception_entry(frame: &mut Frame, vector: u64) {
         4 => Vector::Nested,
         _ => Vector::Lower,
     };
-    match HANDLERS[v as usize].load(Ordering::Acquire) {
+    match HANDLERS[v as usize].get() {
+        Some(handler) => handler(frame, v),
         // Nothing to report with before the fault service registered: stop this CPU here,
         // where a debugger finds it (ELR and ESR are intact).
-        0 => loop {
+        None => loop {
             aarch64_cpu::asm::wfe();
         },
-        f => {
-            // SAFETY: only `set_handler` stores here, and it stores a `Handler`; the Release
-            // store pairs with the Acquire load.
-            let handler = unsafe { core::mem::transmute::<usize, Handler>(f) };
-            handler(frame, v)
-        }
     }
 }
 

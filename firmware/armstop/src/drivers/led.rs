@@ -26,7 +26,9 @@
 //! `gic::init_cpu` disables every PPI of the CPU it runs on; on the boot CPU only the GIC tests
 //! run it again, after which the heartbeat stops until [`start`] runs again.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use armstop_sync::FnSlot;
 use core::time::Duration;
 
 use armstop_led::Activity;
@@ -77,25 +79,19 @@ pub fn now_ms() -> u64 {
     t / f * 1000 + t % f * 1000 / f
 }
 
-/// What says "a stop request is running" (a `fn` as an address, 0: nothing runs). The
-/// stopper's glue registers it, so that this module needs nothing above the drivers.
-static BUSY: AtomicUsize = AtomicUsize::new(0);
+/// What says "a stop request is running" (none: nothing runs). The stopper's glue registers
+/// it, so that this module needs nothing above the drivers.
+// SAFETY: a function pointer type.
+static BUSY: FnSlot<fn() -> bool> = unsafe { FnSlot::new() };
 
 /// Makes `busy` what the LED asks whether a stop request runs: read-only, lock-free, callable
 /// from interrupt handlers and from a waiter's relax hook (the stoppers' `running_mask`).
 pub fn set_busy_source(busy: fn() -> bool) {
-    BUSY.store(busy as usize, Ordering::Release);
+    BUSY.set(Some(busy));
 }
 
 fn busy() -> bool {
-    match BUSY.load(Ordering::Acquire) {
-        0 => false,
-        f => {
-            // SAFETY: only `set_busy_source` stores here, and it stores a `fn() -> bool`.
-            let busy = unsafe { core::mem::transmute::<usize, fn() -> bool>(f) };
-            busy()
-        }
-    }
+    BUSY.get().is_some_and(|busy| busy())
 }
 
 /// Starts the LED: makes its pin an output (dark), enables the timer's PPI on the calling CPU

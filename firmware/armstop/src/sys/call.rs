@@ -16,6 +16,8 @@
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use core::time::Duration;
 
+use armstop_sync::FnSlot;
+
 use crate::board::{NR_CPUS, cpu_count};
 use crate::hotplug::{CpuState, state};
 use crate::ipi::{self, Message};
@@ -49,7 +51,7 @@ const CALL_REFUSED: u32 = 5;
 struct CallSlot {
     lock: spin::Mutex<()>,
     state: AtomicU32,
-    func: AtomicUsize,
+    func: FnSlot<fn(usize) -> usize>,
     arg: AtomicUsize,
     ret: AtomicUsize,
 }
@@ -58,7 +60,8 @@ static CALLS: [CallSlot; NR_CPUS] = [const {
     CallSlot {
         lock: spin::Mutex::new(()),
         state: AtomicU32::new(CALL_IDLE),
-        func: AtomicUsize::new(0),
+        // SAFETY: a function pointer type.
+        func: unsafe { FnSlot::new() },
         arg: AtomicUsize::new(0),
         ret: AtomicUsize::new(0),
     }
@@ -73,10 +76,13 @@ impl CallSlot {
         {
             return; // withdrawn by a caller that timed out
         }
-        let f = self.func.load(Ordering::Relaxed);
-        // SAFETY: `func` was stored from a `fn(usize) -> usize` by `post`, before the
-        // Release store of POSTED that the Acquire above synchronises with.
-        let f: fn(usize) -> usize = unsafe { core::mem::transmute::<usize, fn(usize) -> usize>(f) };
+        // `post` stored it before the Release store of POSTED that the Acquire above
+        // synchronises with.
+        let Some(f) = self.func.get() else {
+            // Never: `post` sets the function first. Its caller gets an error, not a hang.
+            self.state.store(CALL_FAULTED, Ordering::Release);
+            return;
+        };
         let r = f(self.arg.load(Ordering::Relaxed));
         self.ret.store(r, Ordering::Relaxed);
         self.state.store(CALL_DONE, Ordering::Release);
@@ -147,7 +153,7 @@ pub fn post(cpu: usize, f: fn(usize) -> usize, arg: usize) -> Result<Pending, Ca
         return Err(CallError::MailboxBusy);
     }
     let guard = guard.expect("taken above");
-    slot.func.store(f as usize, Ordering::Relaxed);
+    slot.func.set(Some(f));
     slot.arg.store(arg, Ordering::Relaxed);
     slot.state.store(CALL_POSTED, Ordering::SeqCst);
     // Against `refuse_calls`: either the CPU going down sees POSTED and refuses the call, or

@@ -7,7 +7,9 @@
 //! Nothing hangs silently. A fault while handling a fault stops the run at once.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use armstop_sync::FnSlot;
 
 use crate::board::NR_CPUS;
 
@@ -33,14 +35,9 @@ pub fn fatal(args: fmt::Arguments<'_>) -> ! {
     crate::console::force_line(format_args!("FAULT {}", msg.as_str()));
     crate::console::release_if_owner();
     crate::gic::end_in_flight();
-    match HOOK.load(Ordering::Acquire) {
-        0 => {}
-        f => {
-            DEPTH[cpu].store(0, Ordering::Relaxed);
-            // SAFETY: only `set_hook` stores here, and it stores a `Hook`.
-            let hook = unsafe { core::mem::transmute::<usize, Hook>(f) };
-            let _taken_over = hook(cpu, msg.as_str());
-        }
+    if let Some(hook) = HOOK.get() {
+        DEPTH[cpu].store(0, Ordering::Relaxed);
+        let _taken_over = hook(cpu, msg.as_str());
     }
     crate::power::fail_stop()
 }
@@ -50,11 +47,12 @@ pub fn fatal(args: fmt::Arguments<'_>) -> ! {
 /// the machine stop after all, and never returns if it takes the fault.
 pub type Hook = fn(usize, &str) -> bool;
 
-static HOOK: AtomicUsize = AtomicUsize::new(0);
+// SAFETY: `Hook` is a function pointer type.
+static HOOK: FnSlot<Hook> = unsafe { FnSlot::new() };
 
 /// Makes `hook` the fault hook (see [`Hook`]); `None` removes it.
 pub fn set_hook(hook: Option<Hook>) {
-    HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+    HOOK.set(hook);
 }
 
 /// Makes this module the handler of every exception vector but the IRQ (the GIC driver's).

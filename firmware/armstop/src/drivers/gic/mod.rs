@@ -59,10 +59,11 @@ mod bank {
 /// The priority armstop gives every interrupt it enables (all equal: none preempts another).
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use armstop_boards::GicLayout;
 use armstop_stopper::CpuSet;
+use armstop_sync::FnSlot;
 
 use crate::board::{BOARD, NR_CPUS};
 
@@ -327,8 +328,9 @@ pub enum SgiEnd {
     After,
 }
 
-/// Each SGI's handler (a `fn()` as an address, 0: none) and its [`SgiEnd`] (0: after).
-static SGI_HANDLERS: [AtomicUsize; SGI_COUNT] = [const { AtomicUsize::new(0) }; SGI_COUNT];
+/// Each SGI's handler, and whether it is [`SgiEnd::First`].
+// SAFETY: a function pointer type.
+static SGI_HANDLERS: [FnSlot<fn()>; SGI_COUNT] = [const { unsafe { FnSlot::new() } }; SGI_COUNT];
 static SGI_END_FIRST: [AtomicBool; SGI_COUNT] = [const { AtomicBool::new(false) }; SGI_COUNT];
 
 /// Makes `handler` what SGI `sgi` runs, in IRQ context on the CPU that takes it: the owner of
@@ -340,33 +342,26 @@ pub fn set_sgi_handler(sgi: u8, handler: fn(), when: SgiEnd) -> Result<(), GicEr
         return Err(GicError::BadTarget);
     }
     SGI_END_FIRST[i].store(when == SgiEnd::First, Ordering::Relaxed);
-    SGI_HANDLERS[i].store(handler as usize, Ordering::Release);
+    SGI_HANDLERS[i].set(Some(handler));
     Ok(())
 }
 
 fn sgi_handler(sgi: usize) -> Option<(fn(), SgiEnd)> {
-    match SGI_HANDLERS[sgi].load(Ordering::Acquire) {
-        0 => None,
-        // SAFETY: only `set_sgi_handler` stores here, and it stores a `fn()`; Release/Acquire.
-        f => Some((unsafe { core::mem::transmute::<usize, fn()>(f) }, {
-            if SGI_END_FIRST[sgi].load(Ordering::Relaxed) { SgiEnd::First } else { SgiEnd::After }
-        })),
-    }
+    let handler = SGI_HANDLERS[sgi].get()?;
+    let first = SGI_END_FIRST[sgi].load(Ordering::Relaxed);
+    Some((handler, if first { SgiEnd::First } else { SgiEnd::After }))
 }
 
-/// The SPI [`enable_spi`] routed, and its handler (a `fn()` as an address, 0: none).
+/// The SPI [`enable_spi`] routed, and its handler.
 static SPI: AtomicU32 = AtomicU32::new(NONE);
-static SPI_HANDLER: AtomicUsize = AtomicUsize::new(0);
+// SAFETY: a function pointer type.
+static SPI_HANDLER: FnSlot<fn()> = unsafe { FnSlot::new() };
 
 fn spi_handler(intid: u32) -> Option<fn()> {
     if intid != SPI.load(Ordering::Acquire) {
         return None;
     }
-    match SPI_HANDLER.load(Ordering::Acquire) {
-        0 => None,
-        // SAFETY: only `enable_spi` stores here, and it stores a `fn()`; Release/Acquire.
-        f => Some(unsafe { core::mem::transmute::<usize, fn()>(f) }),
-    }
+    SPI_HANDLER.get()
 }
 
 /// Number of interrupt lines the distributor implements (SGIs, PPIs and SPIs).
@@ -384,7 +379,7 @@ pub fn enable_spi(intid: u32, cpu: usize, handler: fn()) -> Result<(), GicError>
     if !(32..lines()).contains(&intid) || cpu >= crate::board::cpu_count() {
         return Err(GicError::BadTarget);
     }
-    SPI_HANDLER.store(handler as usize, Ordering::Release);
+    SPI_HANDLER.set(Some(handler));
     SPI.store(intid, Ordering::Release);
     match driver() {
         Driver::V2(g) => g.enable_spi(intid, cpu),
@@ -461,20 +456,16 @@ pub const PPI_PHYSICAL_TIMER: u32 = 30;
 /// a cross-CPU call) and a PPI are both pending, the SGI is taken first and is what
 /// [`pending_on_this_cpu`] reports. (Handlers run with IRQs masked, so nothing preempts.)
 const PPI_PRIORITY: u8 = DEFAULT_PRIORITY + 0x20;
-const NO_HANDLER: usize = 0;
-/// Each PPI's handler, a `fn()` as an address (`NO_HANDLER`: none).
-static PPI_HANDLERS: [AtomicUsize; 16] = [const { AtomicUsize::new(NO_HANDLER) }; 16];
+/// Each PPI's handler.
+// SAFETY: a function pointer type.
+static PPI_HANDLERS: [FnSlot<fn()>; 16] = [const { unsafe { FnSlot::new() } }; 16];
 
 fn ppi_handler(intid: u32) -> Option<fn()> {
     if !(PPI_FIRST..32).contains(&intid) {
         return None;
     }
-    match PPI_HANDLERS[(intid - PPI_FIRST) as usize].load(Ordering::Acquire) {
-        NO_HANDLER => None,
-        // SAFETY: only `enable_ppi` stores here, and it stores a `fn()`; the Release store
-        // before the GIC can deliver the PPI pairs with the Acquire load.
-        f => Some(unsafe { core::mem::transmute::<usize, fn()>(f) }),
-    }
+    // The handler is set (a Release store) before the GIC can deliver the PPI.
+    PPI_HANDLERS[(intid - PPI_FIRST) as usize].get()
 }
 
 /// Enables PPI `intid` (16..32) on the calling CPU, taken by `handler` in IRQ context (IRQs
@@ -486,7 +477,7 @@ pub fn enable_ppi(intid: u32, handler: fn()) -> Result<(), GicError> {
     if !(PPI_FIRST..32).contains(&intid) {
         return Err(GicError::BadTarget);
     }
-    PPI_HANDLERS[(intid - PPI_FIRST) as usize].store(handler as usize, Ordering::Release);
+    PPI_HANDLERS[(intid - PPI_FIRST) as usize].set(Some(handler));
     match driver() {
         Driver::V2(g) => g.enable_ppi(intid, PPI_PRIORITY),
         Driver::V3(g) => g.enable_ppi(intid, PPI_PRIORITY),
