@@ -48,6 +48,7 @@ test: build build-bench
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --smp 100 --expect "rebuild with ARMSTOP_MAX_CPUS=100" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --dtb firmware/devicetree/tests/data/gic-elsewhere.dtb --expect "GIC distributor: board 0x8000000, device tree 0x8100000" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv2 --dtb firmware/devicetree/tests/data/no-gic.dtb --expect "device tree has no GIC node" armstop
+    {{runner}} boot-error --images {{images_root}} --machine raspi4b-own-psci --dtb firmware/devicetree/tests/data/base.dtb --expect "cpu count: board says 4, device tree says 2" armstop
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's

@@ -295,7 +295,7 @@ impl ImageRef<'_> {
 }
 
 /// The files one boot of one image on one machine needs, checked to exist.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BootFiles {
     /// The image as the machine loads it (ELF or raw).
     pub image: PathBuf,

@@ -159,9 +159,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             })
             .collect::<Result<_, _>>()?;
     }
-    if let Some(dtb) = &o.dtb
-        && !dtb.is_file()
-    {
+    if let Some(dtb) = o.dtb.as_ref().filter(|d| !d.is_file()) {
         return Err(format!("--dtb {}: no such file", dtb.display()));
     }
     // The hotplug image takes about two minutes under TCG: keep the default generous.
@@ -175,6 +173,20 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         }
     }
     Ok((cmd, o))
+}
+
+/// `files` with `--dtb`'s tree, where `m` can take one.
+fn with_dtb(o: &Options, m: &Machine, files: BootFiles) -> Result<BootFiles, String> {
+    // QEMU hands a tree only to a kernel it loads itself; with boot firmware loaded at 0 it
+    // places the tree there too, over the firmware.
+    if o.dtb.is_some() && matches!(m.load, Load::Firmware(_)) {
+        return Err(format!(
+            "--dtb: {} boots through firmware loaded at 0, which QEMU would overwrite with the \
+             tree; use a machine that boots the image with -kernel",
+            m.name
+        ));
+    }
+    Ok(BootFiles { dtb: o.dtb.clone(), ..files })
 }
 
 /// How long `boot` lets QEMU run.
@@ -310,7 +322,7 @@ struct Plan {
 fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
     let files = |name: &str| -> Result<BootFiles, String> {
         let f = boot_files(m, ImageRef::Named { root: &o.images, name }, &o.firmware_dir)?;
-        Ok(BootFiles { dtb: o.dtb.clone(), ..f })
+        with_dtb(o, m, f)
     };
     let suites = o
         .suites
@@ -482,7 +494,7 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
         _ => machine("virt-gicv3")?,
     };
     let image = image_ref(o, arg);
-    let files = BootFiles { dtb: o.dtb.clone(), ..boot_files(m, image, &o.firmware_dir)? };
+    let files = with_dtb(o, m, boot_files(m, image, &o.firmware_dir)?)?;
     for note in &files.notes {
         eprintln!("armstop-runner: note: {note}");
     }
@@ -539,8 +551,7 @@ fn boot_error(o: &Options) -> Result<ExitCode, String> {
         [m] => *m,
         _ => machine("virt-gicv3")?,
     };
-    let files =
-        BootFiles { dtb: o.dtb.clone(), ..boot_files(m, image_ref(o, arg), &o.firmware_dir)? };
+    let files = with_dtb(o, m, boot_files(m, image_ref(o, arg), &o.firmware_dir)?)?;
     let what = format!(
         "{}{}{}",
         m.name,
@@ -654,6 +665,11 @@ mod tests {
         assert!(e.contains("raspi4b-tfa has a fixed CPU count"), "{e}");
         let e = parse(&args("boot --dtb /no/such.dtb armstop")).err().unwrap();
         assert!(e.contains("no such file"), "{e}");
+        let base =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../firmware/devicetree/tests/data/base.dtb");
+        let (_, o) = parse(&args(&format!("boot --machine raspi4b-tfa --dtb {base} a"))).unwrap();
+        let e = with_dtb(&o, o.machines[0], BootFiles::default()).err().unwrap();
+        assert!(e.contains("raspi4b-tfa boots through firmware loaded at 0"), "{e}");
         let dtb =
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../firmware/devicetree/tests/data/base.dtb");
         let (_, o) = parse(&args(&format!("boot --dtb {dtb} armstop"))).unwrap();

@@ -4,8 +4,21 @@ use armstop_boards::ExitMethod;
 
 use crate::board::BOARD;
 
-/// PSCI SYSTEM_OFF. If the firmware refuses, says why and parks this CPU.
+/// PSCI SYSTEM_OFF. If the firmware refuses, or the boot stops before PSCI is set up, says
+/// why and parks this CPU.
 pub fn system_off() -> ! {
+    if !crate::psci::is_ready() {
+        if let Some(pm) = BOARD.pm_watchdog {
+            crate::console::force_line(format_args!(
+                "armstop: PSCI not set up yet; halting the SoC with the PM watchdog"
+            ));
+            // SAFETY: the board's PM block, device memory in its map (or the MMU is still
+            // off); nothing is left to finish: the run has failed.
+            unsafe { crate::pm::halt(pm) }
+        }
+        crate::console::force_line(format_args!("armstop: PSCI not set up yet; halting"));
+        halt()
+    }
     let e = crate::psci::system_off();
     crate::console::force_line(format_args!(
         "armstop: PSCI SYSTEM_OFF returned {} ({e:?}); halting",

@@ -35,6 +35,11 @@ pub fn init(boot_el: u8) -> Conduit {
     })
 }
 
+/// Whether [`init`] has chosen the conduit (a fault early in the boot comes before it).
+pub fn is_ready() -> bool {
+    CONDUIT.get().is_some()
+}
+
 /// The conduit in use.
 pub fn conduit() -> Conduit {
     *CONDUIT.get().expect("PSCI used before psci::init")

@@ -182,8 +182,8 @@ fn discover_cpus(x0: u64, boot_mpidr: u64) {
     match BOARD.device_tree {
         DeviceTree::None => from_board(),
         DeviceTree::Optional => {
-            match blob_in_ram(x0).and_then(dt::parse) {
-                Ok(m) => match dt::check_board(&BOARD, &m) {
+            match blob_in_ram(x0).map(dt::parse) {
+                Ok(Ok(m)) => match dt::check_board(&BOARD, &m) {
                     Ok(()) => log::info!(
                         "device tree at {x0:#x} agrees with board {} ({} CPUs)",
                         BOARD.name,
@@ -194,6 +194,13 @@ fn discover_cpus(x0: u64, boot_mpidr: u64) {
                         BOARD.name
                     )),
                 },
+                // A tree, but not one this reader can check (the Pi's own puts its GIC under
+                // a bus, behind `ranges`, which it does not translate): the board data stands,
+                // unchecked, and the log says so.
+                Ok(Err(e)) => log::warn!(
+                    "device tree at {x0:#x} not checked against board {} ({e}); using board data",
+                    BOARD.name
+                ),
                 Err(e) if x0 != 0 => {
                     log::info!("x0 = {x0:#x} holds no device tree ({e}); using board data")
                 }
