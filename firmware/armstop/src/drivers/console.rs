@@ -213,7 +213,9 @@ pub fn release_if_owner() {
 }
 
 static CAPTURING: AtomicBool = AtomicBool::new(false);
-static CAPTURE: spin::Mutex<LineBuf<8192>> = spin::Mutex::new(LineBuf::new());
+/// Bytes a capture keeps.
+const CAPTURE_MAX: usize = 8192;
+static CAPTURE: spin::Mutex<LineBuf<CAPTURE_MAX>> = spin::Mutex::new(LineBuf::new());
 
 fn emit(line: &str) {
     put_bytes(line.as_bytes());
@@ -233,11 +235,20 @@ pub fn capture_start() {
 }
 
 /// Stops capturing and hands the captured text to `f`.
+///
+/// `f` gets a copy, with no lock held: it is usually a test's assertions, and one that fails
+/// must leave the console (and the next capture) usable, since the harness goes on printing.
 pub fn capture_finish<R>(f: impl FnOnce(&str, bool) -> R) -> R {
     CAPTURING.store(false, Ordering::SeqCst);
-    let _g = LOCK.lock();
-    let c = CAPTURE.lock();
-    f(c.as_str(), c.truncated())
+    // A writer that saw CAPTURING set appends under the console lock: wait for it to finish.
+    drop(LOCK.lock());
+    let mut copy = LineBuf::<CAPTURE_MAX>::new();
+    let truncated = {
+        let c = CAPTURE.lock();
+        let _ = copy.write_str(c.as_str());
+        c.truncated()
+    };
+    f(copy.as_str(), truncated)
 }
 
 /// Prints a line to the console (see [`write_line`]).
