@@ -372,7 +372,10 @@ mod tests {
         let long = [b'x'; LINE_MAX + 1];
         let table: &[(&[u8], &str)] = &[
             (b"frobnicate", "unknown command frobnicate (help lists them)"),
-            (b"averyveryverylongcommandname", "unknown command averyveryverylon... (help lists them)"),
+            (
+                b"averyveryverylongcommandname",
+                "unknown command averyveryverylon... (help lists them)",
+            ),
             (b"STOP 1", "unknown command STOP"),
             (b"stop", "stop: missing <cpu>"),
             (b"stop2 1", "stop2: missing <b>"),
