@@ -77,13 +77,6 @@ pub extern "C" fn armstop_primary_entry(boot_el: u64, dtb: u64) -> ! {
     console::init_logger(log::LevelFilter::Info);
     let mpidr = crate::cpu::mpidr();
     discover_cpus(dtb, mpidr);
-    if crate::board::logical_id(mpidr) != Some(0) {
-        crate::fault::fatal(format_args!(
-            "boot CPU has MPIDR {mpidr:#x}, but board {} lists {:#x} as logical CPU 0",
-            BOARD.name,
-            crate::board::mpidr(0).unwrap_or(u64::MAX)
-        ));
-    }
     BOOT_EL[0].store(boot_el as u32, Ordering::Relaxed);
     SEEN_MPIDR[0].store(mpidr, Ordering::Relaxed);
     log::info!(
@@ -175,6 +168,16 @@ fn discover_cpus(x0: u64, boot_mpidr: u64) {
     use armstop_devicetree as dt;
     let fatal = |args: core::fmt::Arguments<'_>| -> ! { crate::fault::fatal(args) };
     let from_board = || {
+        // A board's table is in its logical order, which its spin tables and its own PSCI
+        // provider share: the boot CPU must already be first (`set_cpus` would move it).
+        let boot = boot_mpidr & armstop_boards::MPIDR_AFFINITY_MASK;
+        if BOARD.cpus.first() != Some(&boot) {
+            fatal(format_args!(
+                "boot CPU has MPIDR {boot:#x}, but board {} lists {:#x} as logical CPU 0",
+                BOARD.name,
+                BOARD.cpus.first().copied().unwrap_or(u64::MAX)
+            ));
+        }
         if let Err(e) = crate::board::set_cpus(BOARD.cpus, boot_mpidr) {
             fatal(format_args!("board {}: {e}", BOARD.name));
         }
