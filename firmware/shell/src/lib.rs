@@ -15,6 +15,9 @@
 
 use core::fmt;
 
+pub mod editor;
+pub use editor::{Editor, Event, Line};
+
 pub use armstop_cpuset::{CpuSet, MAX_CPUS, ParseCpuSetError};
 
 /// Longest line accepted, in bytes (the console's line buffer).
