@@ -19,12 +19,12 @@ junit := justfile_directory() / "target" / "junit.xml"
 
 # Every core through PSCI CPU_ON, the SGI matrix, the stopper, hotplug; on QEMU virt (GICv2 and
 # GICv3, 4 CPUs) unless machines of `just machines` are named (`virt-gicv3-smp64`: 64 CPUs).
+# Then the operator's console: yours when stdin is a terminal (`help`; `poweroff` ends the
+# machine); `just run --script FILE` types a script into it (format: tests/console/); with
+# neither, it is told `poweroff`.
 # Boot the firmware and show the stopper at work (`just run raspi4b-tfa raspi4b-own-psci`).
-run *machines="virt-gicv2 virt-gicv3": build
-    for m in {{machines}}; do \
-      echo "### armstop on $m ($(nproc) host CPUs)"; \
-      {{runner}} boot --images {{images_root}} --machine "$m" --timeout 600 armstop; \
-    done
+run *args="virt-gicv2 virt-gicv3": build
+    {{runner}} run --images {{images_root}} {{args}}
 
 # Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
 # kind a few times, Linux once; no timing is checked), then the on-target images by the tiers of
@@ -40,9 +40,9 @@ test: build build-bench
     cargo run --quiet -p armstop-bench -- --smoke --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench-smoke
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
-      --selftest-fail selftest-fail --selftest-hang selftest-hang
+      --selftest-fail selftest-fail --selftest-hang selftest-hang --script tests/console/commands.script --script tests/console/reset.script
     {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
-      --images {{images_root}} --suite suite --suite hotplug \
+      --images {{images_root}} --suite suite --suite hotplug --script tests/console/commands.script --script tests/console/reset.script \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
     just run virt-gicv3-smp16 virt-gicv3-smp64
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --smp 100 --expect "rebuild with ARMSTOP_MAX_CPUS=100" armstop

@@ -144,6 +144,9 @@ pub struct Pl011 {
     pub clock_hz: Option<u32>,
     /// Line rate.
     pub baud: u32,
+    /// Its interrupt's GIC INTID (an SPI), which the console waits on for input; `None`: the
+    /// console polls (with a timer tick) instead.
+    pub intid: Option<u32>,
 }
 
 /// Function of a BCM2711 GPIO pin (a `GPFSELn` field, 3 bits per pin). The encoding is the
@@ -449,7 +452,12 @@ mod tests {
             max_cpus: 8,
             device_tree: DeviceTree::None,
             memory,
-            uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
+            uart: Pl011 {
+                base: 0x0900_0000,
+                clock_hz: Some(24_000_000),
+                baud: 115_200,
+                intid: None,
+            },
             gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000 },
             psci: PsciConduit::Hvc,
             own_psci: None,

@@ -28,7 +28,8 @@ pub const BOARD: Board = Board {
         // `-m 1G` and up.
         Region { name: "ram", base: RAM_BASE, size: 0x4000_0000, kind: MemoryKind::Normal },
     ],
-    uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200 },
+    // SPI 1 (the virt machine's device tree: `interrupts = <0 1 4>`).
+    uart: Pl011 { base: 0x0900_0000, clock_hz: Some(24_000_000), baud: 115_200, intid: Some(33) },
     gic: GicLayout::Probe { gicd: 0x0800_0000, gicc_v2: 0x0801_0000, gicr_v3: 0x080a_0000 },
     psci: PsciConduit::FromBootEl,
     own_psci: None,

@@ -64,7 +64,13 @@ const fn pi4(
         device_tree: DeviceTree::Optional,
         memory: MEMORY,
         // UART0 from the 48 MHz UART clock the firmware sets up for it.
-        uart: Pl011 { base: 0xfe20_1000, clock_hz: Some(48_000_000), baud: 115_200 },
+        // UART0 is GIC SPI 121 (VideoCore IRQ 57), on the real BCM2711 and in QEMU's.
+        uart: Pl011 {
+            base: 0xfe20_1000,
+            clock_hz: Some(48_000_000),
+            baud: 115_200,
+            intid: Some(32 + 121),
+        },
         gic: GicLayout::V2 { gicd: 0xff84_1000, gicc: 0xff84_2000 },
         psci,
         own_psci,

@@ -95,7 +95,8 @@ impl CpuState {
 
 impl fmt::Display for CpuState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, so that tables can give it a width.
+        f.pad(self.name())
     }
 }
 

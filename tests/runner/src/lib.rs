@@ -10,6 +10,8 @@
 //! SYSTEM_OFF (the Pi, where QEMU always exits 0). Anything else is a failure with a message
 //! saying what was wrong.
 
+pub mod console;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

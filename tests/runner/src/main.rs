@@ -7,8 +7,12 @@
 //!                     [--selftest-hang NAME] [--selftest-hang-timeout S]
 //! armstop-runner boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb]
 //!                     [--log-dir DIR] NAME|PATH
+//! armstop-runner run [--script FILE] [MACHINE...]
 //! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
 //! ```
+//! `run` boots the main image and hands its console to the terminal, types `--script` into it
+//! (each step checked), or tells it `poweroff` when stdin is no terminal; `test --script FILE`
+//! runs the script on every machine, one test per step (format: `armstop_runner::console`).
 //! An image NAME is booted on each machine as `ROOT/<machine's board>/NAME` (ELF) or
 //! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
 //! boot firmware (TF-A for `raspi4b-tfa`) is looked for in DIR, by default `ROOT/../pi-firmware`.
@@ -25,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use armstop_boards::ExitMethod;
+use armstop_runner::console::{self as script, FRESH_PROMPT, Step, count_prompts};
 use armstop_runner::{
     BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
     boot_files, check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml,
@@ -63,11 +68,14 @@ struct Options {
     dtb: Option<PathBuf>,
     /// For `boot-error`: the console line (part of it) the boot must stop with.
     expect: Option<String>,
+    /// For `run` and `test`: console scripts to type into the main image, each in a boot of
+    /// its own (`run` takes one).
+    scripts: Vec<PathBuf>,
     args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -98,6 +106,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         selftest_hang: None,
         dtb: None,
         expect: None,
+        scripts: vec![],
         args: vec![],
     };
     let mut smp: Option<u16> = None;
@@ -139,8 +148,11 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             }
             "--dtb" => o.dtb = Some(value("a device tree blob")?.into()),
             "--expect" => o.expect = Some(value("a console message")?),
+            "--script" => o.scripts.push(value("a console script")?.into()),
             "--gdb" => o.gdb = true,
             "-h" | "--help" => return Err(usage()),
+            // `just run -- --script F` passes the separator on.
+            "--" => {}
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             s if cmd.is_none() => cmd = Some(s.to_string()),
             s => o.args.push(s.into()),
@@ -158,6 +170,9 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                 None => Err(format!("--smp: {} has a fixed CPU count", m.name)),
             })
             .collect::<Result<_, _>>()?;
+    }
+    if let Some(f) = o.scripts.iter().find(|f| !f.is_file()) {
+        return Err(format!("--script {}: no such file", f.display()));
     }
     if let Some(dtb) = o.dtb.as_ref().filter(|d| !d.is_file()) {
         return Err(format!("--dtb {}: no such file", dtb.display()));
@@ -356,9 +371,14 @@ fn header(m: &Machine) -> String {
 }
 
 fn test(o: &Options) -> Result<bool, String> {
-    if o.suites.is_empty() && o.selftest_fail.is_none() && o.selftest_hang.is_none() {
-        return Err(format!("test needs at least one image\n{}", usage()));
+    if o.suites.is_empty()
+        && o.selftest_fail.is_none()
+        && o.selftest_hang.is_none()
+        && o.scripts.is_empty()
+    {
+        return Err(format!("test needs at least one image or --script\n{}", usage()));
     }
+    let scripts = o.scripts.iter().map(|f| read_script(f)).collect::<Result<Vec<_>, _>>()?;
     // Every image and firmware file of every machine first: a missing one stops the run
     // before anything boots.
     let plans = o.machines.iter().map(|m| plan(o, m)).collect::<Result<Vec<_>, _>>()?;
@@ -435,6 +455,13 @@ fn test(o: &Options) -> Result<bool, String> {
         }
         for t in &harness {
             print_result(m.name, t);
+        }
+        for (name, steps) in &scripts {
+            let tests = console_tests(o, m, name, steps)?;
+            for t in &tests {
+                print_result(m.name, t);
+            }
+            junit.push(JunitSuite { name: format!("{}/{name}", m.name), tests });
         }
         if !harness.is_empty() {
             junit.push(JunitSuite { name: format!("{}/harness-selftest", m.name), tests: harness });
@@ -631,6 +658,7 @@ fn main() -> ExitCode {
         "test" => test(&o).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         "boot" => boot_interactive(&o),
         "boot-error" => boot_error(&o),
+        "run" => run_main(&o),
         "machines" => {
             for m in MACHINES {
                 println!("{}", describe(&o, m));
@@ -643,6 +671,340 @@ fn main() -> ExitCode {
         eprintln!("armstop-runner: {e}");
         ExitCode::from(2)
     })
+}
+
+/// What a console session gave for one step.
+enum StepRun {
+    /// The step was typed; what the console showed for it (rendered), and a problem that
+    /// stopped it before its checks could be made (no prompt in time).
+    Ran(Vec<String>, Option<String>),
+    /// Not typed: why.
+    Skipped(String),
+}
+
+/// A console session with the main image: the report, then each step's part.
+struct Session {
+    report: Vec<String>,
+    steps: Vec<StepRun>,
+    /// The machine's exit status, if it ended (through the board's exit method).
+    status: Option<i32>,
+    transcript: Vec<u8>,
+    stderr: String,
+}
+
+/// The CPUs `m` has.
+fn cpus_of(m: &Machine) -> usize {
+    m.smp.map_or(4, usize::from)
+}
+
+/// Boots `files` on `m` with its UART on pipes, waits for the console's prompt, then types
+/// each step and waits for the prompt again (or for the machine to end); `poweroff` at the end
+/// if it is still running. `echo` copies the console to stdout as it comes.
+fn converse(
+    o: &Options,
+    m: &Machine,
+    files: &BootFiles,
+    steps: &[Step],
+    log_name: &str,
+    echo: bool,
+) -> Result<Session, String> {
+    use std::io::Write;
+    let log = o.log_dir.as_ref().map(|d| {
+        let _ = std::fs::create_dir_all(d);
+        d.join(format!("{}-{log_name}.log", m.name))
+    });
+    let mut child = Command::new(&o.qemu)
+        .args(qemu_args(m, files, log.as_deref()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
+        })?;
+    let mut stdin = child.stdin.take();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut all: Vec<u8> = Vec::new();
+    let mut ended: Option<Option<i32>> = None;
+    let begin =
+        Duration::from_secs(if o.begin_timeout == 0 { 600 } else { o.begin_timeout.max(60) });
+    let step_limit = Duration::from_secs(if o.timeout == 0 { 600 } else { o.timeout });
+    let mut runs = Vec::new();
+    let mut alive = wait_prompt(&mut child, &rx, echo, &mut all, 0, 1, begin, &mut ended)?;
+    let report = script::render(&all);
+    let mut stop_reason = match (alive, ended) {
+        (true, _) => None,
+        (false, Some(_)) => Some("the machine ended before its console's prompt".to_string()),
+        (false, None) => Some(format!("no console prompt within {} s", begin.as_secs())),
+    };
+    for step in steps {
+        if let Some(r) = &stop_reason {
+            runs.push(StepRun::Skipped(format!("not run: {r}")));
+            continue;
+        }
+        if step.needs_cpus > cpus_of(m) {
+            runs.push(StepRun::Skipped(format!(
+                "needs {} CPUs; this machine has {}",
+                step.needs_cpus,
+                cpus_of(m)
+            )));
+            continue;
+        }
+        let mark = all.len();
+        if let Some(w) = stdin.as_mut() {
+            // A machine that has just ended closes its end of the pipe: what it shows says so.
+            let _ = w.write_all(&step.input).and_then(|()| w.flush());
+        }
+        alive = wait_prompt(
+            &mut child,
+            &rx,
+            echo,
+            &mut all,
+            mark,
+            step.prompts(),
+            step_limit,
+            &mut ended,
+        )?;
+        let mut shown = &all[mark..];
+        if alive {
+            shown = &shown[..shown.len() - FRESH_PROMPT.len() + 2];
+        }
+        let lines = script::render(shown);
+        let problem = match (alive, ended) {
+            (true, _) => None,
+            (false, Some(_)) => {
+                stop_reason = Some(format!("the machine ended at step {:?}", step.name));
+                None
+            }
+            (false, None) => {
+                let why = format!("no prompt within {} s", step_limit.as_secs());
+                stop_reason = Some(format!("step {:?} hung", step.name));
+                Some(why)
+            }
+        };
+        runs.push(StepRun::Ran(lines, problem));
+    }
+    if ended.is_none() {
+        if alive && let Some(w) = stdin.as_mut() {
+            let _ = w.write_all(b"poweroff\r").and_then(|()| w.flush());
+            let mark = all.len();
+            let limit = Duration::from_secs(30);
+            let _ = wait_prompt(&mut child, &rx, echo, &mut all, mark, 1, limit, &mut ended);
+        }
+        if ended.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    drop(stdin);
+    let stderr = err_thread.join().unwrap_or_default();
+    let lines = script::render(&all);
+    let status = match (ended, m.exit()) {
+        (Some(Some(c)), ExitMethod::Semihosting) => Some(c),
+        (Some(Some(0)), ExitMethod::PsciSystemOff) => Some(console_status(&lines)?.unwrap_or(0)),
+        (Some(Some(c)), ExitMethod::PsciSystemOff) => Some(c),
+        _ => None,
+    };
+    Ok(Session { report, steps: runs, status, transcript: all, stderr })
+}
+
+/// Reads the console into `all` until the output since `mark` ends with the `prompts`-th fresh
+/// prompt (true), or the machine ends (`ended` set; false) or `limit` passes (false).
+#[allow(clippy::too_many_arguments)]
+fn wait_prompt(
+    child: &mut std::process::Child,
+    rx: &mpsc::Receiver<Vec<u8>>,
+    echo: bool,
+    all: &mut Vec<u8>,
+    mark: usize,
+    prompts: usize,
+    limit: Duration,
+    ended: &mut Option<Option<i32>>,
+) -> Result<bool, String> {
+    use std::io::Write;
+    let start = Instant::now();
+    loop {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            if echo {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&chunk);
+                let _ = out.flush();
+            }
+            all.extend_from_slice(&chunk);
+            if all[mark..].ends_with(FRESH_PROMPT) && count_prompts(&all[mark..]) >= prompts {
+                return Ok(true);
+            }
+            continue;
+        }
+        if let Some(st) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+            while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+                all.extend_from_slice(&chunk);
+            }
+            *ended = Some(st.code());
+            return Ok(false);
+        }
+        if start.elapsed() >= limit {
+            return Ok(false);
+        }
+    }
+}
+
+/// `run`: the main image on each machine named (default virt-gicv2 and virt-gicv3): with a
+/// terminal, its console is the terminal's; with `--script`, the script is typed and checked;
+/// otherwise (stdin not a terminal: CI) the report is shown and the console told `poweroff`.
+fn run_main(o: &Options) -> Result<ExitCode, String> {
+    use std::io::IsTerminal;
+    let names: Vec<&str> = if o.args.is_empty() {
+        vec!["virt-gicv2", "virt-gicv3"]
+    } else {
+        o.args.iter().map(String::as_str).collect()
+    };
+    let machines: Vec<&'static Machine> =
+        names.iter().map(|n| machine(n)).collect::<Result<_, _>>()?;
+    let steps = match o.scripts.as_slice() {
+        [] => vec![],
+        [f] => read_script(f)?.1,
+        _ => return Err("run takes one --script".into()),
+    };
+    let interactive = o.scripts.is_empty() && std::io::stdin().is_terminal();
+    let host_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut ok = true;
+    for m in machines {
+        let m = match o.machines.as_slice() {
+            // `--smp` given: the machine as changed by it.
+            [one] if one.name == m.name => *one,
+            _ => m,
+        };
+        println!("### armstop on {} ({host_cpus} host CPUs)", m.name);
+        let files = with_dtb(o, m, boot_files(m, image_ref(o, "armstop"), &o.firmware_dir)?)?;
+        if interactive {
+            println!("(the console is yours: `help` lists the commands, `poweroff` ends the run)");
+            let status =
+                Command::new(&o.qemu).args(qemu_args(m, &files, None)).status().map_err(|e| {
+                    format!(
+                        "cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)",
+                        o.qemu
+                    )
+                })?;
+            ok &= status.success();
+            continue;
+        }
+        let session = converse(o, m, &files, &steps, "run", true)?;
+        println!();
+        let mut failed = 0;
+        for (step, r) in steps.iter().zip(&session.steps) {
+            let problem = match r {
+                StepRun::Skipped(why) => {
+                    println!("[{}] console: {} ... ignored: {why}", m.name, step.name);
+                    continue;
+                }
+                StepRun::Ran(_, Some(p)) => Some(p.clone()),
+                StepRun::Ran(lines, None) => script::check(step, lines, session.status),
+            };
+            if let Some(p) = problem {
+                failed += 1;
+                println!("[{}] console: {} ... FAILED: {p}", m.name, step.name);
+            }
+        }
+        match session.status {
+            Some(0) if failed == 0 => {}
+            Some(0) => ok = false,
+            Some(c) => {
+                println!("armstop-runner: {}: the image ended with exit status {c}", m.name);
+                ok = false;
+            }
+            None => {
+                println!("armstop-runner: {}: the machine did not end; QEMU killed", m.name);
+                ok = false;
+            }
+        }
+        if failed > 0 {
+            println!("armstop-runner: {}: {failed} console steps failed", m.name);
+            ok = false;
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A script file's steps, and its name in results (`console-` and the file's stem).
+fn read_script(f: &Path) -> Result<(String, Vec<Step>), String> {
+    let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+    let steps = script::parse_script(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+    let stem = f.file_stem().map_or("script".into(), |s| s.to_string_lossy().into_owned());
+    Ok((format!("console-{stem}"), steps))
+}
+
+/// `test --script`: the main image on `m`, the script typed into its console, each step one
+/// test (`<name>::<step>`), and the run's end (`<name>::<end>`: exit status 0, no hang).
+fn console_tests(
+    o: &Options,
+    m: &Machine,
+    suite: &str,
+    steps: &[Step],
+) -> Result<Vec<TestResult>, String> {
+    let files = with_dtb(o, m, boot_files(m, image_ref(o, "armstop"), &o.firmware_dir)?)?;
+    let s = converse(o, m, &files, steps, suite, false)?;
+    let mut results = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut any_failed = false;
+    for (step, r) in steps.iter().zip(&s.steps) {
+        let base = format!("{suite}::{}", step.name.escape_debug());
+        let n = seen.iter().filter(|x| **x == base).count();
+        seen.push(base.clone());
+        let name = if n == 0 { base } else { format!("{base}#{}", n + 1) };
+        let status = match r {
+            StepRun::Skipped(why) => Status::Ignored(why.clone()),
+            StepRun::Ran(_, Some(p)) => Status::Failed(p.clone()),
+            StepRun::Ran(lines, None) => match script::check(step, lines, s.status) {
+                None => Status::Ok,
+                Some(p) => {
+                    let shown: Vec<_> = lines.iter().take(12).map(|l| l.trim_end()).collect();
+                    Status::Failed(format!("{p} (script line {}; output: {shown:?})", step.line))
+                }
+            },
+        };
+        any_failed |= matches!(status, Status::Failed(_));
+        results.push(TestResult { name, status });
+    }
+    let end = match s.status {
+        Some(0) => Status::Ok,
+        Some(c) => Status::Failed(format!("the image ended with exit status {c}")),
+        None => Status::Failed("the machine did not end after poweroff; QEMU killed".into()),
+    };
+    any_failed |= matches!(end, Status::Failed(_));
+    results.push(TestResult { name: format!("{suite}::<end>"), status: end });
+    let report_failures: Vec<&str> =
+        s.report.iter().filter(|l| l.contains("FAILED")).map(|l| l.trim()).collect();
+    if !report_failures.is_empty() {
+        results.push(TestResult {
+            name: format!("{suite}::<report>"),
+            status: Status::Failed(format!(
+                "the report before the console has FAILED checks: {report_failures:?}"
+            )),
+        });
+        any_failed = true;
+    }
+    if any_failed {
+        let lines = script::render(&s.transcript);
+        let run = Run { lines, stderr: s.stderr, exit: Exit::Code(s.status) };
+        show_tail(&run, &format!("[{}] ", m.name));
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -734,6 +1096,26 @@ mod tests {
         assert!(e.contains("unknown machine \"raspi3\""), "{e}");
         let e = parse(&args("test --timeout soon --suite s")).err().unwrap();
         assert!(e.contains("--timeout takes whole seconds"), "{e}");
+    }
+
+    #[test]
+    fn a_script_must_exist_and_a_lone_separator_is_skipped() {
+        let e = parse(&args("run --script /no/such.script")).err().unwrap();
+        assert!(e.contains("--script /no/such.script: no such file"), "{e}");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../console/commands.script");
+        let (cmd, o) = parse(&args(&format!("run virt-gicv2 -- --script {script}"))).unwrap();
+        assert_eq!((cmd.as_str(), o.args.as_slice()), ("run", &["virt-gicv2".to_string()][..]));
+        let text = std::fs::read_to_string(script).unwrap();
+        let mut steps = script::parse_script(&text).unwrap();
+        let reset = concat!(env!("CARGO_MANIFEST_DIR"), "/../console/reset.script");
+        steps.extend(read_script(Path::new(reset)).unwrap().1);
+        // Every command of the console has a step of its own in the scripts `just test` runs.
+        for (name, _, _) in armstop_shell::COMMANDS {
+            assert!(
+                steps.iter().any(|s| s.name.split(' ').next() == Some(name)),
+                "no step runs {name}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! The console: a PL011 UART shared by every CPU, with whole lines as the unit of output.
 //!
+//! Input: bytes are read from the RX FIFO by whoever owns the console's input (the operator
+//! console, on the boot CPU), one at a time ([`read`]), with the UART's error flags: a byte
+//! lost to an overrun, a framing or parity error or a break is reported, never passed on as
+//! data. Waiting for input sleeps on the UART's RX interrupt ([`arm_rx_interrupt`],
+//! [`on_rx_interrupt`]), which is masked again in its handler and only re-armed by the waiter,
+//! so a byte that is not read at once never storms the CPU with interrupts.
+//!
 //! Invariant: a line is formatted into a per-call buffer first and written under the console
 //! lock in one go, so lines from different CPUs never interleave within a line. A CPU that
 //! faults while it holds the lock (owner recorded) still gets its report out: [`force_line`]
@@ -21,7 +28,8 @@ use crate::board::BOARD;
 register_structs! {
     Pl011Regs {
         (0x000 => dr: ReadWrite<u32>),
-        (0x004 => _r0),
+        (0x004 => rsr_ecr: ReadWrite<u32>),
+        (0x008 => _r0),
         (0x018 => fr: ReadOnly<u32>),
         (0x01c => _r1),
         (0x024 => ibrd: ReadWrite<u32>),
@@ -39,6 +47,10 @@ register_structs! {
 const FR_TXFF: u32 = 1 << 5;
 const FR_RXFE: u32 = 1 << 4;
 const FR_BUSY: u32 = 1 << 3;
+/// UARTDR's error bits beside the byte: framing, parity, break, overrun.
+const DR_ERRORS: u32 = 0xf00;
+/// UARTIMSC/ICR: receive and receive-timeout interrupts.
+const INT_RX: u32 = (1 << 4) | (1 << 6);
 
 fn regs() -> &'static Pl011Regs {
     // SAFETY: the board's UART base is a PL011 register block, mapped as device memory for the
@@ -82,10 +94,95 @@ fn put_bytes(s: &[u8]) {
     }
 }
 
-/// A received byte, if one is waiting.
-pub fn try_read_byte() -> Option<u8> {
+/// What [`read`] took from the RX FIFO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rx {
+    /// A byte, received whole.
+    Byte(u8),
+    /// The UART lost input here: the FIFO overflowed before it was read, or a byte arrived
+    /// broken (framing or parity error, a break on the line). The flags are UARTDR's bits
+    /// 8..=11 (FE, PE, BE, OE), for the message.
+    Lost(u32),
+}
+
+impl Rx {
+    /// What the flags of [`Rx::Lost`] say, in words.
+    pub fn describe(flags: u32) -> &'static str {
+        if flags & (1 << 11) != 0 {
+            "receive FIFO overrun (input came faster than it was read)"
+        } else if flags & (1 << 10) != 0 {
+            "break on the line"
+        } else if flags & (1 << 8) != 0 {
+            "framing error (wrong baud rate?)"
+        } else {
+            "parity error"
+        }
+    }
+}
+
+/// Takes the next received byte, if one is waiting (polls; never blocks).
+pub fn read() -> Option<Rx> {
     let u = regs();
-    if u.fr.get() & FR_RXFE != 0 { None } else { Some(u.dr.get() as u8) }
+    if u.fr.get() & FR_RXFE != 0 {
+        return None;
+    }
+    let d = u.dr.get();
+    if d & DR_ERRORS != 0 {
+        // Clears the sticky error flags, so the next byte is judged on its own.
+        u.rsr_ecr.set(0);
+        return Some(Rx::Lost(d & DR_ERRORS));
+    }
+    Some(Rx::Byte(d as u8))
+}
+
+/// Whether received bytes are waiting.
+pub fn rx_ready() -> bool {
+    regs().fr.get() & FR_RXFE == 0
+}
+
+/// Unmasks the UART's receive interrupts, so that a byte that arrives, or is already waiting,
+/// raises the board's UART interrupt ([`armstop_boards::Pl011::intid`]). Call before sleeping
+/// for input, then check [`rx_ready`] once more: a byte that came in between then raises it.
+pub fn arm_rx_interrupt() {
+    let u = regs();
+    u.imsc.set(u.imsc.get() | INT_RX);
+}
+
+/// The UART interrupt's handler: masks the receive interrupts again (the waiter reads the
+/// FIFO itself, and re-arms them before it next sleeps), which lowers the level-triggered line.
+pub fn on_rx_interrupt() {
+    let u = regs();
+    u.imsc.set(u.imsc.get() & !INT_RX);
+    u.icr.set(INT_RX);
+}
+
+/// Writes bytes as they are, under the console lock, with no line ending added: a line
+/// editor's echo and redraws (see [`write_line`] for whole lines).
+pub fn write_raw(bytes: &[u8]) {
+    let _irq = crate::cpu::mask_irqs();
+    let me = crate::cpu::id();
+    if OWNER.load(Ordering::Relaxed) == me {
+        raw_bytes(bytes);
+        return;
+    }
+    let _g = LOCK.lock();
+    OWNER.store(me, Ordering::Relaxed);
+    raw_bytes(bytes);
+    OWNER.store(NO_OWNER, Ordering::Relaxed);
+}
+
+/// Emits bytes without the LF to CR LF translation of lines (the editor sends its own CR LF).
+fn raw_bytes(bytes: &[u8]) {
+    for &b in bytes {
+        put_byte(b);
+    }
+    if CAPTURING.load(Ordering::Relaxed) {
+        let mut c = CAPTURE.lock();
+        // Captures are text for tests: bytes that are not UTF-8 on their own are left out.
+        if let Ok(s) = core::str::from_utf8(bytes) {
+            let _ = c.write_str(s);
+        }
+    }
 }
 
 /// Writes a string with no lock at all. Only for the boot CPU before other CPUs run (and

@@ -120,6 +120,8 @@ pub enum GicError {
     /// A CPU's Aff0 is 16 or more and the CPU interface has no range selector
     /// (`ICC_CTLR_EL1.RSS`), so no SGI can name it.
     Aff0TooLarge(u64),
+    /// Every SPI handler slot is taken ([`SPI_SLOTS`]).
+    NoSlot,
 }
 
 impl core::fmt::Display for GicError {
@@ -134,6 +136,7 @@ impl core::fmt::Display for GicError {
                 )
             }
             Self::BadTarget => write!(f, "SGI number or target CPU out of range"),
+            Self::NoSlot => write!(f, "every one of the {SPI_SLOTS} SPI handler slots is taken"),
             Self::TooManyCpus(n) => {
                 write!(f, "the machine has {n} CPUs; a GICv2 serves at most {}", v2::MAX_CPUS)
             }
@@ -352,16 +355,19 @@ fn sgi_handler(sgi: usize) -> Option<(fn(), SgiEnd)> {
     Some((handler, if first { SgiEnd::First } else { SgiEnd::After }))
 }
 
-/// The SPI [`enable_spi`] routed, and its handler.
-static SPI: AtomicU32 = AtomicU32::new(NONE);
+/// How many SPIs may have a handler at once: the console's UART and a test's line.
+pub const SPI_SLOTS: usize = 4;
+
+/// The SPIs [`enable_spi`] routed (`NONE`: slot free), and their handlers. A slot's handler is
+/// stored before its INTID is published (Release), so a dispatcher that finds the INTID
+/// finds the handler.
+static SPIS: [AtomicU32; SPI_SLOTS] = [const { AtomicU32::new(NONE) }; SPI_SLOTS];
 // SAFETY: a function pointer type.
-static SPI_HANDLER: FnSlot<fn()> = unsafe { FnSlot::new() };
+static SPI_HANDLERS: [FnSlot<fn()>; SPI_SLOTS] = [const { unsafe { FnSlot::new() } }; SPI_SLOTS];
 
 fn spi_handler(intid: u32) -> Option<fn()> {
-    if intid != SPI.load(Ordering::Acquire) {
-        return None;
-    }
-    SPI_HANDLER.get()
+    let slot = SPIS.iter().position(|s| s.load(Ordering::Acquire) == intid)?;
+    SPI_HANDLERS[slot].get()
 }
 
 /// Number of interrupt lines the distributor implements (SGIs, PPIs and SPIs).
@@ -372,15 +378,24 @@ pub fn lines() -> u32 {
     }
 }
 
-/// Enables SPI `intid` routed to logical CPU `cpu`, taken by `handler` in IRQ context. One
-/// SPI at a time: armstop drives no devices by interrupt yet, so this is for tests and for
-/// checking that interrupts follow CPUs through hotplug.
+/// Enables SPI `intid` routed to logical CPU `cpu`, taken by `handler` in IRQ context
+/// (replacing the handler if `intid` has one). At most [`SPI_SLOTS`] SPIs at a time:
+/// [`GicError::NoSlot`] past that. Not for concurrent use on the same `intid`.
 pub fn enable_spi(intid: u32, cpu: usize, handler: fn()) -> Result<(), GicError> {
     if !(32..lines()).contains(&intid) || cpu >= crate::board::cpu_count() {
         return Err(GicError::BadTarget);
     }
-    SPI_HANDLER.set(Some(handler));
-    SPI.store(intid, Ordering::Release);
+    let slot = match SPIS.iter().position(|s| s.load(Ordering::Acquire) == intid) {
+        Some(slot) => slot,
+        None => SPIS
+            .iter()
+            .position(|s| {
+                s.compare_exchange(NONE, RESERVED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            })
+            .ok_or(GicError::NoSlot)?,
+    };
+    SPI_HANDLERS[slot].set(Some(handler));
+    SPIS[slot].store(intid, Ordering::Release);
     match driver() {
         Driver::V2(g) => g.enable_spi(intid, cpu),
         Driver::V3(g) => g.enable_spi(intid, cpu),
@@ -388,13 +403,18 @@ pub fn enable_spi(intid: u32, cpu: usize, handler: fn()) -> Result<(), GicError>
     Ok(())
 }
 
-/// Disables SPI `intid` (and clears it if pending).
+/// A slot taken by an [`enable_spi`] that has not published its INTID yet.
+const RESERVED: u32 = NONE - 1;
+
+/// Disables SPI `intid` (and clears it if pending), freeing its slot.
 pub fn disable_spi(intid: u32) {
     match driver() {
         Driver::V2(g) => g.disable_spi(intid),
         Driver::V3(g) => g.disable_spi(intid),
     }
-    let _ = SPI.compare_exchange(intid, NONE, Ordering::Relaxed, Ordering::Relaxed);
+    for s in &SPIS {
+        let _ = s.compare_exchange(intid, NONE, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 /// Makes SPI `intid` pending, as if its device raised it.
