@@ -213,6 +213,31 @@ struct Limits {
     begin: u64,
 }
 
+/// Starts QEMU for `files` on `m` with its console on a pipe, and QEMU's own log (guest errors)
+/// in the log directory, if there is one, as `<machine>-<log_name>.log`.
+fn spawn_qemu(
+    o: &Options,
+    m: &Machine,
+    files: &BootFiles,
+    log_name: &str,
+    stdin: Stdio,
+    stderr: Stdio,
+) -> Result<std::process::Child, String> {
+    let log = o.log_dir.as_ref().map(|d| {
+        let _ = std::fs::create_dir_all(d);
+        d.join(format!("{}-{log_name}.log", m.name))
+    });
+    Command::new(&o.qemu)
+        .args(qemu_args(m, files, log.as_deref()))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
+        })
+}
+
 /// Boots `files` on `m`, reading the console until QEMU exits or a limit passes. `echo` prints
 /// each line as it comes, with a prefix; `interactive` also leaves QEMU's stderr on the terminal.
 fn boot(
@@ -224,19 +249,8 @@ fn boot(
     echo: Option<&str>,
     interactive: bool,
 ) -> Result<Run, String> {
-    let log = o.log_dir.as_ref().map(|d| {
-        let _ = std::fs::create_dir_all(d);
-        d.join(format!("{}-{log_name}.log", m.name))
-    });
-    let mut child = Command::new(&o.qemu)
-        .args(qemu_args(m, files, log.as_deref()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if interactive { Stdio::inherit() } else { Stdio::piped() })
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
-        })?;
+    let stderr = if interactive { Stdio::inherit() } else { Stdio::piped() };
+    let mut child = spawn_qemu(o, m, files, log_name, Stdio::null(), stderr)?;
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
@@ -709,19 +723,7 @@ fn converse(
     echo: bool,
 ) -> Result<Session, String> {
     use std::io::Write;
-    let log = o.log_dir.as_ref().map(|d| {
-        let _ = std::fs::create_dir_all(d);
-        d.join(format!("{}-{log_name}.log", m.name))
-    });
-    let mut child = Command::new(&o.qemu)
-        .args(qemu_args(m, files, log.as_deref()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start {}: {e} (run `just setup`, or set --qemu / ARMSTOP_QEMU)", o.qemu)
-        })?;
+    let mut child = spawn_qemu(o, m, files, log_name, Stdio::piped(), Stdio::piped())?;
     let mut stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let mut stdout = child.stdout.take().expect("piped stdout");
