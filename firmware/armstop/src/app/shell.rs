@@ -79,7 +79,10 @@ pub fn run() -> ! {
     let waits_on_irq = match BOARD.uart.intid {
         Some(intid) => {
             match crate::gic::enable_spi(intid, crate::cpu::id(), console::on_rx_interrupt) {
-                Ok(()) => true,
+                Ok(()) => {
+                    console::enable_rx_interrupts();
+                    true
+                }
                 Err(e) => {
                     println!(
                         "console: UART interrupt {intid} not available ({e}); polling for input"
@@ -129,12 +132,13 @@ fn next_input(waits_on_irq: bool) -> Rx {
             return rx;
         }
         if waits_on_irq {
-            // Armed before the last look: a byte that lands after it raises the interrupt,
-            // which ends the `wfi` (IRQs are unmasked here, so it is taken and masked again).
-            console::arm_rx_interrupt();
-            if !console::rx_ready() {
+            // Masked between the last look and the `wfi`: an interrupt that comes in between
+            // stays pending and ends the `wfi`, and is taken once IRQs are unmasked again.
+            let irq = crate::cpu::mask_irqs();
+            if !console::rx_pending() {
                 crate::cpu::wait_for_interrupt();
             }
+            drop(irq);
         } else {
             core::hint::spin_loop();
         }

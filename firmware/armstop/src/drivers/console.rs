@@ -1,11 +1,12 @@
 //! The console: a PL011 UART shared by every CPU, with whole lines as the unit of output.
 //!
-//! Input: bytes are read from the RX FIFO by whoever owns the console's input (the operator
-//! console, on the boot CPU), one at a time ([`read`]), with the UART's error flags: a byte
-//! lost to an overrun, a framing or parity error or a break is reported, never passed on as
-//! data. Waiting for input sleeps on the UART's RX interrupt ([`arm_rx_interrupt`],
-//! [`on_rx_interrupt`]), which is masked again in its handler and only re-armed by the waiter,
-//! so a byte that is not read at once never storms the CPU with interrupts.
+//! Input: bytes reach whoever owns the console's input (the operator console, on the boot CPU)
+//! one at a time ([`read`]), in the order they came, with what the UART said about them: a
+//! byte lost to an overrun, a framing or parity error or a break is reported, never passed on
+//! as data. Once [`enable_rx_interrupts`] has run, the UART's interrupt handler
+//! ([`on_rx_interrupt`], on the reader's CPU) empties the RX FIFO into a [`RX_BUFFER`]-byte
+//! buffer, so typing ahead while a long command runs is kept; input past a full buffer is
+//! dropped and reported as lost, like an overrun.
 //!
 //! Invariant: a line is formatted into a per-call buffer first and written under the console
 //! lock in one go, so lines from different CPUs never interleave within a line. A CPU that
@@ -51,6 +52,39 @@ const FR_BUSY: u32 = 1 << 3;
 const DR_ERRORS: u32 = 0xf00;
 /// UARTIMSC/ICR: receive and receive-timeout interrupts.
 const INT_RX: u32 = (1 << 4) | (1 << 6);
+/// The flag [`Rx::Lost`] carries when the input buffer, not the UART, overflowed.
+const LOST_BUFFER_FULL: u32 = 1 << 16;
+
+/// Bytes of typed-ahead input kept while the reader is busy.
+pub const RX_BUFFER: usize = 1024;
+
+/// The input buffer: a ring that the UART's interrupt handler fills and [`read`] empties, both
+/// on the reader's CPU; the reader masks IRQs while it takes from it, so the two never
+/// overlap and one index each, with Release/Acquire, is all the ring needs.
+struct RxRing {
+    buf: core::cell::UnsafeCell<[u8; RX_BUFFER]>,
+    /// Next slot the handler writes (only the handler stores it).
+    head: AtomicUsize,
+    /// Next slot the reader takes (only the reader stores it).
+    tail: AtomicUsize,
+    /// Loss not yet reported: UARTDR error bits, or [`LOST_BUFFER_FULL`].
+    lost: core::sync::atomic::AtomicU32,
+    /// Where in the stream the loss happened (the value of `head` then): it is reported when
+    /// the reader gets there, after the bytes that came before it.
+    lost_at: AtomicUsize,
+}
+
+// SAFETY: `buf` slots between `tail` and `head` are only read by the reader, the others only
+// written by the handler, and both run on one CPU with the reader's IRQs masked (see `RxRing`).
+unsafe impl Sync for RxRing {}
+
+static RX: RxRing = RxRing {
+    buf: core::cell::UnsafeCell::new([0; RX_BUFFER]),
+    head: AtomicUsize::new(0),
+    tail: AtomicUsize::new(0),
+    lost: core::sync::atomic::AtomicU32::new(0),
+    lost_at: AtomicUsize::new(0),
+};
 
 fn regs() -> &'static Pl011Regs {
     // SAFETY: the board's UART base is a PL011 register block, mapped as device memory for the
@@ -99,16 +133,19 @@ fn put_bytes(s: &[u8]) {
 pub enum Rx {
     /// A byte, received whole.
     Byte(u8),
-    /// The UART lost input here: the FIFO overflowed before it was read, or a byte arrived
-    /// broken (framing or parity error, a break on the line). The flags are UARTDR's bits
-    /// 8..=11 (FE, PE, BE, OE), for the message.
+    /// Input was lost here: the UART's FIFO or the input buffer overflowed before it was
+    /// read, or a byte arrived broken (framing or parity error, a break on the line). The
+    /// flags are UARTDR's bits 8..=11 (FE, PE, BE, OE) and bit 16 for the buffer, for
+    /// [`Rx::describe`].
     Lost(u32),
 }
 
 impl Rx {
     /// What the flags of [`Rx::Lost`] say, in words.
     pub fn describe(flags: u32) -> &'static str {
-        if flags & (1 << 11) != 0 {
+        if flags & LOST_BUFFER_FULL != 0 {
+            "input came faster than the console read it: its 1024-byte buffer overflowed"
+        } else if flags & (1 << 11) != 0 {
             "receive FIFO overrun (input came faster than it was read)"
         } else if flags & (1 << 10) != 0 {
             "break on the line"
@@ -120,8 +157,31 @@ impl Rx {
     }
 }
 
-/// Takes the next received byte, if one is waiting (polls; never blocks).
+/// Takes the next input, if any is waiting (never blocks), in the order it came: the buffered
+/// bytes, with a loss where it happened, then what is still in the RX FIFO. Call from the
+/// reader's CPU.
 pub fn read() -> Option<Rx> {
+    // Masked, so the handler cannot fill the buffer between the look at it and the look at
+    // the FIFO, which would hand a newer byte out before older ones.
+    let _irq = crate::cpu::mask_irqs();
+    let tail = RX.tail.load(Ordering::Relaxed);
+    let lost = RX.lost.load(Ordering::Relaxed);
+    if lost != 0 && RX.lost_at.load(Ordering::Relaxed) == tail {
+        RX.lost.store(0, Ordering::Relaxed);
+        return Some(Rx::Lost(lost));
+    }
+    if tail != RX.head.load(Ordering::Acquire) {
+        // SAFETY: the slot at `tail` was written before `head` moved past it (Release) and
+        // is not written again until `tail` moves on (see `RxRing`).
+        let b = unsafe { (*RX.buf.get())[tail % RX_BUFFER] };
+        RX.tail.store(tail.wrapping_add(1), Ordering::Release);
+        return Some(Rx::Byte(b));
+    }
+    read_fifo()
+}
+
+/// One entry of the RX FIFO, if any.
+fn read_fifo() -> Option<Rx> {
     let u = regs();
     if u.fr.get() & FR_RXFE != 0 {
         return None;
@@ -135,25 +195,49 @@ pub fn read() -> Option<Rx> {
     Some(Rx::Byte(d as u8))
 }
 
-/// Whether received bytes are waiting.
-pub fn rx_ready() -> bool {
-    regs().fr.get() & FR_RXFE == 0
+/// Whether input is waiting (buffered or in the FIFO, or a loss to report).
+pub fn rx_pending() -> bool {
+    RX.lost.load(Ordering::Relaxed) != 0
+        || RX.tail.load(Ordering::Relaxed) != RX.head.load(Ordering::Acquire)
+        || regs().fr.get() & FR_RXFE == 0
 }
 
-/// Unmasks the UART's receive interrupts, so that a byte that arrives, or is already waiting,
-/// raises the board's UART interrupt ([`armstop_boards::Pl011::intid`]). Call before sleeping
-/// for input, then check [`rx_ready`] once more: a byte that came in between then raises it.
-pub fn arm_rx_interrupt() {
+/// Unmasks the UART's receive interrupts: from now on the board's UART interrupt
+/// ([`armstop_boards::Pl011::intid`], routed by the caller to the reader's CPU with
+/// [`on_rx_interrupt`] as its handler) buffers what arrives.
+pub fn enable_rx_interrupts() {
     let u = regs();
+    u.icr.set(INT_RX);
     u.imsc.set(u.imsc.get() | INT_RX);
 }
 
-/// The UART interrupt's handler: masks the receive interrupts again (the waiter reads the
-/// FIFO itself, and re-arms them before it next sleeps), which lowers the level-triggered line.
+/// The UART interrupt's handler: empties the RX FIFO into the input buffer (which lowers the
+/// level-triggered line), keeping count of what it could not keep.
 pub fn on_rx_interrupt() {
-    let u = regs();
-    u.imsc.set(u.imsc.get() & !INT_RX);
-    u.icr.set(INT_RX);
+    let note_loss = |flags: u32, head: usize| {
+        // One loss at a time is placed; more before it is read join it there.
+        if RX.lost.load(Ordering::Relaxed) == 0 {
+            RX.lost_at.store(head, Ordering::Relaxed);
+        }
+        RX.lost.fetch_or(flags, Ordering::Relaxed);
+    };
+    while let Some(rx) = read_fifo() {
+        let head = RX.head.load(Ordering::Relaxed);
+        match rx {
+            Rx::Lost(flags) => note_loss(flags, head),
+            Rx::Byte(b) => {
+                if head.wrapping_sub(RX.tail.load(Ordering::Acquire)) >= RX_BUFFER {
+                    note_loss(LOST_BUFFER_FULL, head);
+                    continue;
+                }
+                // SAFETY: the slot at `head` is free (fewer than RX_BUFFER bytes are held) and
+                // only this handler writes slots (see `RxRing`).
+                unsafe { (*RX.buf.get())[head % RX_BUFFER] = b };
+                RX.head.store(head.wrapping_add(1), Ordering::Release);
+            }
+        }
+    }
+    regs().icr.set(INT_RX);
 }
 
 /// Writes bytes as they are, under the console lock, with no line ending added: a line
