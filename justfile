@@ -44,7 +44,7 @@ test: build build-bench
     {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --script tests/console/commands.script --script tests/console/reset.script \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
-    just run virt-gicv3-smp16 virt-gicv3-smp64
+    just run virt-gicv3-smp16 virt-gicv3-smp64 --script tests/console/commands.script
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --smp 100 --expect "rebuild with ARMSTOP_MAX_CPUS=100" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --dtb firmware/devicetree/tests/data/gic-elsewhere.dtb --expect "GIC distributor: board 0x8000000, device tree 0x8100000" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv2 --dtb firmware/devicetree/tests/data/no-gic.dtb --expect "device tree has no GIC node" armstop

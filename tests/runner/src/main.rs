@@ -909,11 +909,12 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
         }
         let session = converse(o, m, &files, &steps, "run", true)?;
         println!();
-        let mut failed = 0;
+        let (mut failed, mut ignored) = (0, 0);
         for (step, r) in steps.iter().zip(&session.steps) {
             let problem = match r {
                 StepRun::Skipped(why) => {
                     println!("[{}] console: {} ... ignored: {why}", m.name, step.name);
+                    ignored += 1;
                     continue;
                 }
                 StepRun::Ran(_, Some(p)) => Some(p.clone()),
@@ -923,6 +924,13 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
                 failed += 1;
                 println!("[{}] console: {} ... FAILED: {p}", m.name, step.name);
             }
+        }
+        if !steps.is_empty() {
+            let passed = steps.len() - failed - ignored;
+            println!(
+                "[{}] console: {passed} steps passed, {failed} failed, {ignored} ignored",
+                m.name
+            );
         }
         match session.status {
             Some(0) if failed == 0 => {}
