@@ -240,11 +240,6 @@ fn cpus() {
     }
 }
 
-/// What a state that refuses requests says, for errors.
-fn state_note(cpu: usize) -> impl fmt::Display {
-    hotplug::state(cpu)
-}
-
 fn stop(cpu: usize) {
     let ran_on = AtomicUsize::new(usize::MAX);
     let t0 = Instant::now();
@@ -261,7 +256,7 @@ fn stop(cpu: usize) {
                 c => error(format_args!("stop {cpu}: FAILED: the function ran on cpu{c}")),
             }
         }
-        Err(e) => refused(format_args!("stop {cpu}: cpu{cpu} is {}", state_note(cpu)), e),
+        Err(e) => refused(format_args!("stop {cpu}: cpu{cpu} is {}", hotplug::state(cpu)), e),
     }
 }
 
@@ -291,7 +286,11 @@ fn stop2(a: usize, b: usize) {
             }
         }
         Err(e) => refused(
-            format_args!("stop2 {a} {b}: cpu{a} is {}, cpu{b} is {}", state_note(a), state_note(b)),
+            format_args!(
+                "stop2 {a} {b}: cpu{a} is {}, cpu{b} is {}",
+                hotplug::state(a),
+                hotplug::state(b)
+            ),
             e,
         ),
     }
