@@ -7,8 +7,15 @@
 //!                     [--selftest-hang NAME] [--selftest-hang-timeout S]
 //! armstop-runner boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb]
 //!                     [--log-dir DIR] NAME|PATH
+//! armstop-runner soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR]
+//!                     --duration D [NAME]
 //! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
 //! ```
+//! `soak` boots the soak image (NAME, default `soak`) with its duration (`30s`, `10m`, `1h`)
+//! written at the board's parameter address, echoes its console, and exits 0 only if it ran
+//! for that long and its totals show nothing lost, no wrong run, no bad refusal, no stopper
+//! parked with works, no bad hotplug transition and no error, with exit status 0; its
+//! timeout is the duration plus a margin (`armstop_runner::soak_timeout`).
 //! An image NAME is booted on each machine as `ROOT/<machine's board>/NAME` (ELF) or
 //! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
 //! boot firmware (TF-A for `raspi4b-tfa`) is looked for in DIR, by default `ROOT/../pi-firmware`.
@@ -27,8 +34,8 @@ use std::time::{Duration, Instant};
 use armstop_boards::ExitMethod;
 use armstop_runner::{
     BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
-    boot_files, check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml,
-    machine, parse_transcript, qemu_args,
+    boot_files, check_selftest_fail, check_selftest_hang, check_soak, console_status,
+    find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
 };
 
 const TAIL: usize = 40;
@@ -63,11 +70,13 @@ struct Options {
     dtb: Option<PathBuf>,
     /// For `boot-error`: the console line (part of it) the boot must stop with.
     expect: Option<String>,
+    /// For `soak`: how long, in seconds.
+    duration: Option<u32>,
     args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D [NAME]\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -98,6 +107,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         selftest_hang: None,
         dtb: None,
         expect: None,
+        duration: None,
         args: vec![],
     };
     let mut smp: Option<u16> = None;
@@ -139,6 +149,16 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             }
             "--dtb" => o.dtb = Some(value("a device tree blob")?.into()),
             "--expect" => o.expect = Some(value("a console message")?),
+            "--duration" => {
+                let v = value("a duration")?;
+                o.duration =
+                    Some(armstop_shell::parse_duration(v.as_bytes()).ok_or_else(|| {
+                        format!(
+                            "--duration {v:?}: a duration such as 30s, 10m or 1h, at most {} s",
+                            armstop_shell::STORM_MAX_SECS
+                        )
+                    })?);
+            }
             "--gdb" => o.gdb = true,
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
@@ -588,6 +608,48 @@ fn boot_error(o: &Options) -> Result<ExitCode, String> {
     }
 }
 
+/// `soak`: boots the soak image with its duration and judges its totals (see the module docs).
+fn soak(o: &Options) -> Result<ExitCode, String> {
+    let secs = o.duration.ok_or("soak needs --duration D (30s, 10m, 1h)")?;
+    let name = match o.args.as_slice() {
+        [] => "soak",
+        [n] => n.as_str(),
+        _ => return Err(format!("soak takes at most one image\n{}", usage())),
+    };
+    let m = match o.machines.as_slice() {
+        [m] => *m,
+        _ => machine("virt-gicv3")?,
+    };
+    let files = with_dtb(o, m, boot_files(m, image_ref(o, name), &o.firmware_dir)?)?;
+    let files = BootFiles { param: Some(secs), ..files };
+    for note in &files.notes {
+        println!("[{}] note: {note}", m.name);
+    }
+    let timeout = if o.timeout == 0 { soak_timeout(secs) } else { o.timeout };
+    let host = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "=== soak of {secs} s on {}: {} ({host} host CPUs; given up after {timeout} s)",
+        m.name,
+        header(m)
+    );
+    let prefix = format!("[{}] | ", m.name);
+    let limits = Limits { total: timeout, begin: 0 };
+    let run = boot(o, m, &files, "soak", limits, Some(&prefix), false)?;
+    match check_soak(&run.lines, run.exit, m.exit(), secs) {
+        Ok(end) => {
+            println!("[{}] soak of {secs} s ... ok: {end}", m.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("[{}] soak of {secs} s ... FAILED: {why}", m.name);
+            if !run.stderr.trim().is_empty() {
+                show_tail(&Run { lines: vec![], ..run }, &format!("[{}] ", m.name));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// What `machines` shows for `m`: its description and the command line, with `<image>` for
 /// the image name and the firmware file that would be used.
 fn describe(o: &Options, m: &Machine) -> String {
@@ -598,6 +660,7 @@ fn describe(o: &Options, m: &Machine) -> String {
         notes: vec![],
         reboot_on_reset: false,
         dtb: None,
+        param: None,
     };
     if let Load::Firmware(fw) = &m.load {
         match find_firmware(fw, &o.firmware_dir) {
@@ -631,6 +694,7 @@ fn main() -> ExitCode {
         "test" => test(&o).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         "boot" => boot_interactive(&o),
         "boot-error" => boot_error(&o),
+        "soak" => soak(&o),
         "machines" => {
             for m in MACHINES {
                 println!("{}", describe(&o, m));
@@ -679,6 +743,7 @@ mod tests {
             notes: vec![],
             reboot_on_reset: false,
             dtb: o.dtb.clone(),
+            param: None,
         };
         let a = qemu_args(machine("virt-gicv3").unwrap(), &files, None);
         assert!(a.windows(2).any(|w| w[0] == "-dtb" && w[1] == dtb), "{a:?}");
@@ -734,6 +799,22 @@ mod tests {
         assert!(e.contains("unknown machine \"raspi3\""), "{e}");
         let e = parse(&args("test --timeout soon --suite s")).err().unwrap();
         assert!(e.contains("--timeout takes whole seconds"), "{e}");
+    }
+
+    #[test]
+    fn soak_takes_a_duration_as_the_console_does() {
+        let (cmd, o) = parse(&args("soak --machine raspi4b-tfa --duration 10m")).unwrap();
+        assert_eq!(
+            (cmd.as_str(), o.duration, o.machines[0].name),
+            ("soak", Some(600), "raspi4b-tfa")
+        );
+        assert_eq!(parse(&args("soak --duration 1h")).unwrap().1.duration, Some(3600));
+        assert_eq!(parse(&args("soak --duration 30s")).unwrap().1.duration, Some(30));
+        for bad in ["600", "0s", "25h", "10x", "m"] {
+            let e = parse(&args(&format!("soak --duration {bad}"))).err().unwrap();
+            assert!(e.contains("a duration such as 30s, 10m or 1h, at most 86400 s"), "{bad}: {e}");
+        }
+        assert_eq!(soak_timeout(600), 600 + 150 + 180, "a margin the soak cannot reach");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Layer 3, the applications: what `just run` shows ([`demo`]), the on-target test harness
-//! ([`testing`]) and the benchmark image's work ([`bench`]). They may use everything below;
+//! ([`testing`]), the benchmark image's work ([`bench`]) and the load engine (the hotplug storm
+//! and the soak run, [`load`]). They may use everything below;
 //! nothing below uses them (the harness takes faults over through [`crate::fault::set_hook`]).
 
 pub mod bench;
 pub mod demo;
+pub mod load;
 pub mod testing;
