@@ -12,7 +12,7 @@ fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
-image_names := "armstop suite hotplug reset selftest-fail selftest-hang"
+image_names := "armstop suite hotplug reset selftest-fail selftest-hang soak"
 images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
@@ -28,8 +28,8 @@ run *args="virt-gicv2 virt-gicv3": build
 
 # Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
 # kind a few times, Linux once; no timing is checked), then the on-target images by the tiers of
-# `just machines`: every image on the 4-CPU virt machines and the Pis; the suite and hotplug
-# images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs; and boots that must
+# `just machines`: every image on the 4-CPU virt machines and the Pis; a 15 s soak (`just soak`)
+# on virt-gicv3; the suite and hotplug images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs; and boots that must
 # stop with a clear error (more CPUs than the image has room for, a device tree that disagrees
 # with the board, a malformed one).
 # Every test (virt and raspi4b machines).
@@ -41,6 +41,7 @@ test: build build-bench
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
       --selftest-fail selftest-fail --selftest-hang selftest-hang --script tests/console/commands.script --script tests/console/reset.script
+    {{runner}} soak --images {{images_root}} --log-dir target/qemu-logs --machine virt-gicv3 --duration 15s
     {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --script tests/console/commands.script --script tests/console/reset.script \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
@@ -111,6 +112,15 @@ bench *args: (build-bench "qemu-virt raspi4-tfa raspi4-own-psci")
 # Raspberry Pi 4 SD cards, every variant or those named (`just sdcard raspi4-tfa`).
 sdcard *variants: build-firmware
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}} {{variants}}
+
+# The hotplug storm plus every request kind from every CPU (`armstop::load::soak`) for
+# `duration` (30s, 10m, 1h; default 10 minutes) on `machine` (default virt-gicv3, 4 CPUs; any of
+# `just machines`): a progress line every 10 s, then rcutorture-style totals. Fails if a request
+# was lost, a function ran wrong, or a stopper parked with works. Not part of `just test`, which
+# soaks 15 s.
+# Soak the stopper under hotplug (`just soak 30s`, `just soak 1m raspi4b-tfa`).
+soak duration="10m" machine="virt-gicv3": build
+    {{runner}} soak --images {{images_root}} --log-dir target/qemu-logs --machine {{machine}} --duration {{duration}}
 
 # Boot an image halted, waiting for GDB on :1234 (e.g. `just gdb virt-gicv3 suite`).
 gdb machine="virt-gicv3" image="armstop": build

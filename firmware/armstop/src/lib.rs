@@ -9,7 +9,7 @@
 //! | 0 [`arch`], and [`board`] | entry, vectors, system registers ([`cpu`]), identity map and stacks ([`mm`]); the board data and the CPU list found at boot |
 //! | 1 [`drivers`] | [`gic`], [`console`], [`time`], [`psci`], [`power`], [`gpio`], [`pm`], [`led`], [`own_psci`] |
 //! | 2 [`sys`] | [`fault`], [`ipi`], [`stop`], [`hotplug`], [`call`], [`smp`] |
-//! | 3 [`app`] | [`demo`], [`testing`], [`bench`], [`shell`] (the operator's console) |
+//! | 3 [`app`] | [`demo`], [`testing`], [`bench`], [`load`], [`shell`] (the operator's console) |
 //!
 //! The crate root re-exports each module under its short name (`armstop::stop`,
 //! `armstop::gic`): those are the public paths. An image is a binary crate that names its main
@@ -30,7 +30,7 @@ pub mod board;
 pub mod drivers;
 pub mod sys;
 
-pub use app::{bench, demo, shell, testing};
+pub use app::{bench, demo, load, shell, testing};
 pub use arch::{cpu, mm};
 pub use drivers::{console, gic, gpio, led, own_psci, pm, power, psci, time};
 pub use sys::{call, fault, hotplug, ipi, smp, stop};

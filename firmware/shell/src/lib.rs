@@ -27,6 +27,8 @@ pub const LINE_MAX: usize = 128;
 pub const STORM_MAX_CYCLES: u32 = 1_000_000;
 /// Longest storm one command may ask for, in seconds (a day).
 pub const STORM_MAX_SECS: u32 = 86_400;
+/// Longest `sleep`, in ms (a minute).
+pub const SLEEP_MAX_MS: u32 = 60_000;
 /// Longest stopper watchdog, in ms (an hour); 0 turns it off.
 pub const WATCHDOG_MAX_MS: u32 = 3_600_000;
 
@@ -60,10 +62,15 @@ pub enum Command {
     On(usize),
     /// `storm <cycles|duration>`: the hotplug storm.
     Storm(StormLength),
+    /// `soak <duration>`: the soak run (the storm with every request kind from every CPU), for
+    /// this many seconds.
+    Soak(u32),
     /// `bench`: the benchmark's figures.
     Bench,
     /// `stats`: every counter.
     Stats,
+    /// `sleep <ms>`: wait, with the CPU asleep.
+    Sleep(u32),
     /// `watchdog <ms>`: the stopper watchdog's limit (0: off).
     Watchdog(u32),
     /// `reset`: PSCI SYSTEM_RESET.
@@ -84,9 +91,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("off", "<cpu>", "take <cpu> down (cpu_down)"),
     ("on", "<cpu>", "bring <cpu> up (cpu_up)"),
     ("storm", "<cycles|duration>", "the hotplug storm: 2000 cycles, or 30s, 10m, 1h"),
+    ("soak", "<duration>", "the storm with every request kind from every CPU: 30s, 10m, 1h"),
     ("bench", "", "the benchmark's figures on this machine"),
     ("stats", "", "every counter of the stopper and hotplug"),
     ("watchdog", "<ms>", "the stopper watchdog's limit in ms (0: off)"),
+    ("sleep", "<ms>", "wait this long (at most 60000 ms), e.g. between a script's lines"),
     ("reset", "", "reset the machine (PSCI SYSTEM_RESET)"),
     ("poweroff", "", "power off (PSCI SYSTEM_OFF)"),
 ];
@@ -138,6 +147,10 @@ pub enum ParseError {
     BadSet(ParseCpuSetError),
     /// A storm length that is neither cycles nor a duration, or is 0 or too long.
     BadStorm,
+    /// A soak length that is not a duration, or is 0 or too long.
+    BadSoak,
+    /// A `sleep` above [`SLEEP_MAX_MS`].
+    SleepTooLong(u32),
     /// A watchdog limit above [`WATCHDOG_MAX_MS`].
     WatchdogTooLong(u32),
     /// `help` about a command that does not exist.
@@ -186,6 +199,12 @@ impl fmt::Display for ParseError {
                 "storm: give cycles (1 to {STORM_MAX_CYCLES}) or a duration (30s, 10m, 1h; at \
                  most {STORM_MAX_SECS} s)"
             ),
+            Self::BadSoak => {
+                write!(f, "soak: give a duration (30s, 10m, 1h; at most {STORM_MAX_SECS} s)")
+            }
+            Self::SleepTooLong(ms) => {
+                write!(f, "sleep: {ms} ms is over the limit of {SLEEP_MAX_MS} ms")
+            }
             Self::WatchdogTooLong(ms) => {
                 write!(f, "watchdog: {ms} ms is over the limit of {WATCHDOG_MAX_MS} ms")
             }
@@ -213,20 +232,27 @@ fn cpu_arg(cmd: &'static str, s: &[u8], cpus: usize) -> Result<usize, ParseError
     Ok(cpu)
 }
 
-fn storm_arg(s: &[u8]) -> Result<StormLength, ParseError> {
-    let (digits, unit) = match s.last() {
-        Some(b's') => (&s[..s.len() - 1], 1),
-        Some(b'm') => (&s[..s.len() - 1], 60),
-        Some(b'h') => (&s[..s.len() - 1], 3600),
-        _ => (s, 0),
+/// A duration as `storm` and `soak` take it (`30s`, `10m`, `1h`): whole seconds from 1 to
+/// [`STORM_MAX_SECS`]; `None` for anything else (a bare number, another unit, 0, too long).
+/// Also what `armstop-runner soak --duration` accepts.
+pub fn parse_duration(s: &[u8]) -> Option<u32> {
+    let unit = match s.last() {
+        Some(b's') => 1,
+        Some(b'm') => 60,
+        Some(b'h') => 3600,
+        _ => return None,
     };
-    let n = number(digits).filter(|&n| n > 0).ok_or(ParseError::BadStorm)?;
-    if unit == 0 {
-        let c = u32::try_from(n).ok().filter(|&c| c <= STORM_MAX_CYCLES);
-        return c.map(StormLength::Cycles).ok_or(ParseError::BadStorm);
+    let n = number(&s[..s.len() - 1]).filter(|&n| n > 0)?;
+    let secs = n.checked_mul(unit).filter(|&t| t <= u64::from(STORM_MAX_SECS))?;
+    Some(secs as u32)
+}
+
+fn storm_arg(s: &[u8]) -> Result<StormLength, ParseError> {
+    if let Some(secs) = parse_duration(s) {
+        return Ok(StormLength::Seconds(secs));
     }
-    let secs = n.checked_mul(unit).filter(|&t| t <= u64::from(STORM_MAX_SECS));
-    secs.map(|t| StormLength::Seconds(t as u32)).ok_or(ParseError::BadStorm)
+    let c = number(s).filter(|&n| n > 0 && n <= u64::from(STORM_MAX_CYCLES));
+    c.map(|c| StormLength::Cycles(c as u32)).ok_or(ParseError::BadStorm)
 }
 
 /// The command named `name`, if there is one.
@@ -310,8 +336,16 @@ pub fn parse_line(line: &[u8], cpus: usize) -> Result<Option<Command>, ParseErro
         "off" => Command::Off(cpu_arg(cmd, args[0], cpus)?),
         "on" => Command::On(cpu_arg(cmd, args[0], cpus)?),
         "storm" => Command::Storm(storm_arg(args[0])?),
+        "soak" => Command::Soak(parse_duration(args[0]).ok_or(ParseError::BadSoak)?),
         "bench" => Command::Bench,
         "stats" => Command::Stats,
+        "sleep" => {
+            let ms = number(args[0]).ok_or(ParseError::NotANumber { cmd, what: "<ms>" })?;
+            match u32::try_from(ms).ok().filter(|&m| m <= SLEEP_MAX_MS) {
+                Some(ms) => Command::Sleep(ms),
+                None => return Err(ParseError::SleepTooLong(ms.min(u64::from(u32::MAX)) as u32)),
+            }
+        }
         "watchdog" => {
             let ms = number(args[0]).ok_or(ParseError::NotANumber { cmd, what: "<ms>" })?;
             match u32::try_from(ms).ok().filter(|&m| m <= WATCHDOG_MAX_MS) {
@@ -356,10 +390,17 @@ mod tests {
         assert_eq!(ok("storm 30s"), Command::Storm(StormLength::Seconds(30)));
         assert_eq!(ok("storm 10m"), Command::Storm(StormLength::Seconds(600)));
         assert_eq!(ok("storm 1h"), Command::Storm(StormLength::Seconds(3600)));
+        assert_eq!(ok("storm 24h"), Command::Storm(StormLength::Seconds(86_400)));
+        assert_eq!(ok("soak 30s"), Command::Soak(30));
+        assert_eq!(ok("soak 10m"), Command::Soak(600));
+        assert_eq!(ok("soak 1h"), Command::Soak(3600));
+        assert_eq!(ok("soak 86400s"), Command::Soak(86_400));
         assert_eq!(ok("bench"), Command::Bench);
         assert_eq!(ok("stats"), Command::Stats);
         assert_eq!(ok("watchdog 0"), Command::Watchdog(0));
         assert_eq!(ok("watchdog 5000"), Command::Watchdog(5000));
+        assert_eq!(ok("sleep 0"), Command::Sleep(0));
+        assert_eq!(ok("sleep 60000"), Command::Sleep(60_000));
         assert_eq!(ok("reset"), Command::Reset);
         assert_eq!(ok("poweroff"), Command::Poweroff);
         assert_eq!(parse_line(b"", 4), Ok(None));
@@ -407,7 +448,23 @@ mod tests {
             (b"storm 2000000", "storm: give cycles"),
             (b"storm 25h", "storm: give cycles"),
             (b"storm s", "storm: give cycles"),
+            (b"storm 1000001", "storm: give cycles"),
+            (b"soak", "soak: missing <duration>"),
+            (b"soak 600", "soak: give a duration (30s, 10m, 1h; at most 86400 s)"),
+            (b"soak 0s", "soak: give a duration"),
+            (b"soak 0m", "soak: give a duration"),
+            (b"soak 25h", "soak: give a duration"),
+            (b"soak 86401s", "soak: give a duration"),
+            (b"soak 1441m", "soak: give a duration"),
+            (b"soak 10x", "soak: give a duration"),
+            (b"soak m", "soak: give a duration"),
+            (b"soak -5s", "soak: give a duration"),
+            (b"soak 99999999999999999999h", "soak: give a duration"),
+            (b"soak 10m 20m", "soak: unexpected argument 2"),
             (b"watchdog 3600001", "watchdog: 3600001 ms is over the limit of 3600000 ms"),
+            (b"sleep 60001", "sleep: 60001 ms is over the limit of 60000 ms"),
+            (b"sleep", "sleep: missing <ms>"),
+            (b"sleep 1s", "sleep: <ms> must be a decimal number"),
             (b"watchdog ten", "watchdog: <ms> must be a decimal number"),
             (b"help nothing", "help: no command nothing"),
             (b"stop 1\x1b[A", "control character 0x1b at column 7"),
@@ -440,6 +497,7 @@ mod tests {
             completions(b"sto").collect::<Vec<_>>(),
             ["stop", "stop2", "stopcpus", "stopall", "storm"]
         );
+        assert_eq!(completions(b"so").collect::<Vec<_>>(), ["soak"]);
         assert_eq!(completions(b"p").collect::<Vec<_>>(), ["poweroff"]);
         assert_eq!(completions(b"").count(), COMMANDS.len());
         assert_eq!(completions(b"x").count(), 0);

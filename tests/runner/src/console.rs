@@ -18,7 +18,8 @@
 //!
 //! In typed text, `\r` `\n` `\t` `\e` (ESC) `\\` and `\xNN` are escapes, and `{N*TEXT}` is TEXT
 //! N times (a flood). A step line ends with Enter (`\r`) unless it already ends with `\r`,
-//! `\n` or Ctrl-C (`\x03`).
+//! `\n` or Ctrl-C (`\x03`), or with `\c`, which types nothing and leaves the line open (the
+//! next step goes on with it).
 //!
 //! Invariant: a step passes only on what the console showed for that step, never on output
 //! of an earlier or a later one (each step's output is cut at its prompt).
@@ -55,6 +56,9 @@ pub struct Step {
     pub checks: Vec<Check>,
     /// The script's line number.
     pub line: usize,
+    /// It ends with `\c`: the line it leaves open is echoed after its last prompt, so that
+    /// prompt is not the end of its output.
+    pub open: bool,
 }
 
 impl Step {
@@ -95,16 +99,21 @@ pub fn parse_script(text: &str) -> Result<Vec<Step>, String> {
         let last = steps.last_mut();
         match (tag, last) {
             (">", _) => {
-                let mut input = unescape(rest).map_err(|e| format!("line {n}: {e}"))?;
-                if !matches!(input.last(), Some(b'\r' | b'\n' | 0x03)) {
+                let (text, open) = match rest.strip_suffix("\\c") {
+                    Some(t) => (t, true),
+                    None => (rest, false),
+                };
+                let mut input = unescape(text).map_err(|e| format!("line {n}: {e}"))?;
+                if !open && !matches!(input.last(), Some(b'\r' | b'\n' | 0x03)) {
                     input.push(b'\r');
                 }
                 steps.push(Step {
-                    name: rest.to_string(),
+                    name: if rest.is_empty() { "<Enter>".into() } else { rest.to_string() },
                     input,
                     needs_cpus: needs,
                     checks: vec![],
                     line: n,
+                    open,
                 });
                 needs = 1;
             }
@@ -329,8 +338,9 @@ mod tests {
         assert_eq!(unescape(r"a\tb\e[D\x7f\\").unwrap(), b"a\tb\x1b[D\x7f\\");
         assert_eq!(unescape("{3*ab}c").unwrap(), b"abababc");
         assert_eq!(unescape(r"{2*\x03}").unwrap(), b"\x03\x03");
-        let s = parse_script("> x\\x03\n").unwrap();
+        let s = parse_script("> x\\x03\n> stop 0\\rab\\c\n").unwrap();
         assert_eq!(s[0].input, b"x\x03", "Ctrl-C ends the step itself");
+        assert_eq!((s[1].input.as_slice(), s[1].prompts()), (&b"stop 0\rab"[..], 1), "left open");
     }
 
     #[test]

@@ -8,11 +8,18 @@
 //! armstop-runner boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb]
 //!                     [--log-dir DIR] NAME|PATH
 //! armstop-runner run [--script FILE] [MACHINE...]
+//! armstop-runner soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR]
+//!                     --duration D [NAME]
 //! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
 //! ```
 //! `run` boots the main image and hands its console to the terminal, types `--script` into it
 //! (each step checked), or tells it `poweroff` when stdin is no terminal; `test --script FILE`
 //! runs the script on every machine, one test per step (format: `armstop_runner::console`).
+//! `soak` boots the soak image (NAME, default `soak`) with its duration (`30s`, `10m`, `1h`)
+//! written at the board's parameter address, echoes its console, and exits 0 only if it ran
+//! for that long and its totals show nothing lost, no wrong run, no bad refusal, no stopper
+//! parked with works, no bad hotplug transition and no error, with exit status 0; its
+//! timeout is the duration plus a margin (`armstop_runner::soak_timeout`).
 //! An image NAME is booted on each machine as `ROOT/<machine's board>/NAME` (ELF) or
 //! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
 //! boot firmware (TF-A for `raspi4b-tfa`) is looked for in DIR, by default `ROOT/../pi-firmware`.
@@ -32,8 +39,8 @@ use armstop_boards::ExitMethod;
 use armstop_runner::console::{self as script, FRESH_PROMPT, Step, count_prompts};
 use armstop_runner::{
     BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
-    boot_files, check_selftest_fail, check_selftest_hang, console_status, find_firmware, junit_xml,
-    machine, parse_transcript, qemu_args,
+    boot_files, check_selftest_fail, check_selftest_hang, check_soak, console_status,
+    find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
 };
 
 const TAIL: usize = 40;
@@ -71,11 +78,13 @@ struct Options {
     /// For `run` and `test`: console scripts to type into the main image, each in a boot of
     /// its own (`run` takes one).
     scripts: Vec<PathBuf>,
+    /// For `soak`: how long, in seconds.
+    duration: Option<u32>,
     args: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D [NAME]\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -107,6 +116,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         dtb: None,
         expect: None,
         scripts: vec![],
+        duration: None,
         args: vec![],
     };
     let mut smp: Option<u16> = None;
@@ -149,6 +159,16 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--dtb" => o.dtb = Some(value("a device tree blob")?.into()),
             "--expect" => o.expect = Some(value("a console message")?),
             "--script" => o.scripts.push(value("a console script")?.into()),
+            "--duration" => {
+                let v = value("a duration")?;
+                o.duration =
+                    Some(armstop_shell::parse_duration(v.as_bytes()).ok_or_else(|| {
+                        format!(
+                            "--duration {v:?}: a duration such as 30s, 10m or 1h, at most {} s",
+                            armstop_shell::STORM_MAX_SECS
+                        )
+                    })?);
+            }
             "--gdb" => o.gdb = true,
             "-h" | "--help" => return Err(usage()),
             // `just run -- --script F` passes the separator on.
@@ -629,6 +649,48 @@ fn boot_error(o: &Options) -> Result<ExitCode, String> {
     }
 }
 
+/// `soak`: boots the soak image with its duration and judges its totals (see the module docs).
+fn soak(o: &Options) -> Result<ExitCode, String> {
+    let secs = o.duration.ok_or("soak needs --duration D (30s, 10m, 1h)")?;
+    let name = match o.args.as_slice() {
+        [] => "soak",
+        [n] => n.as_str(),
+        _ => return Err(format!("soak takes at most one image\n{}", usage())),
+    };
+    let m = match o.machines.as_slice() {
+        [m] => *m,
+        _ => machine("virt-gicv3")?,
+    };
+    let files = with_dtb(o, m, boot_files(m, image_ref(o, name), &o.firmware_dir)?)?;
+    let files = BootFiles { param: Some(secs), ..files };
+    for note in &files.notes {
+        println!("[{}] note: {note}", m.name);
+    }
+    let timeout = if o.timeout == 0 { soak_timeout(secs) } else { o.timeout };
+    let host = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "=== soak of {secs} s on {}: {} ({host} host CPUs; given up after {timeout} s)",
+        m.name,
+        header(m)
+    );
+    let prefix = format!("[{}] | ", m.name);
+    let limits = Limits { total: timeout, begin: 0 };
+    let run = boot(o, m, &files, "soak", limits, Some(&prefix), false)?;
+    match check_soak(&run.lines, run.exit, m.exit(), secs) {
+        Ok(end) => {
+            println!("[{}] soak of {secs} s ... ok: {end}", m.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("[{}] soak of {secs} s ... FAILED: {why}", m.name);
+            if !run.stderr.trim().is_empty() {
+                show_tail(&Run { lines: vec![], ..run }, &format!("[{}] ", m.name));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// What `machines` shows for `m`: its description and the command line, with `<image>` for
 /// the image name and the firmware file that would be used.
 fn describe(o: &Options, m: &Machine) -> String {
@@ -639,6 +701,7 @@ fn describe(o: &Options, m: &Machine) -> String {
         notes: vec![],
         reboot_on_reset: false,
         dtb: None,
+        param: None,
     };
     if let Load::Firmware(fw) = &m.load {
         match find_firmware(fw, &o.firmware_dir) {
@@ -673,6 +736,7 @@ fn main() -> ExitCode {
         "boot" => boot_interactive(&o),
         "boot-error" => boot_error(&o),
         "run" => run_main(&o),
+        "soak" => soak(&o),
         "machines" => {
             for m in MACHINES {
                 println!("{}", describe(&o, m));
@@ -712,8 +776,9 @@ fn cpus_of(m: &Machine) -> usize {
 }
 
 /// Boots `files` on `m` with its UART on pipes, waits for the console's prompt, then types
-/// each step and waits for the prompt again (or for the machine to end); `poweroff` at the end
-/// if it is still running. `echo` copies the console to stdout as it comes.
+/// each step and waits for the prompt again (or for the machine to end; at most `step_secs`);
+/// `poweroff` at the end if it is still running. `echo` copies the console to stdout as it
+/// comes.
 fn converse(
     o: &Options,
     m: &Machine,
@@ -721,6 +786,7 @@ fn converse(
     steps: &[Step],
     log_name: &str,
     echo: bool,
+    step_secs: u64,
 ) -> Result<Session, String> {
     use std::io::Write;
     let mut child = spawn_qemu(o, m, files, log_name, Stdio::piped(), Stdio::piped())?;
@@ -746,9 +812,9 @@ fn converse(
     let begin =
         // The whole report comes first: on 64 CPUs under TCG it takes about 30 s on 2 host CPUs.
         Duration::from_secs(if o.begin_timeout == 0 { 600 } else { o.begin_timeout.max(300) });
-    let step_limit = Duration::from_secs(if o.timeout == 0 { 600 } else { o.timeout });
+    let step_limit = Duration::from_secs(step_secs);
     let mut runs = Vec::new();
-    let mut alive = wait_prompt(&mut child, &rx, echo, &mut all, 0, 1, begin, &mut ended)?;
+    let mut alive = wait_prompt(&mut child, &rx, echo, &mut all, 0, (1, false), begin, &mut ended)?;
     let report = script::render(&all);
     let mut stop_reason = match (alive, ended) {
         (true, _) => None,
@@ -779,12 +845,12 @@ fn converse(
             echo,
             &mut all,
             mark,
-            step.prompts(),
+            (step.prompts(), step.open),
             step_limit,
             &mut ended,
         )?;
         let mut shown = &all[mark..];
-        if alive {
+        if alive && shown.ends_with(FRESH_PROMPT) {
             shown = &shown[..shown.len() - FRESH_PROMPT.len() + 2];
         }
         let lines = script::render(shown);
@@ -807,7 +873,8 @@ fn converse(
             let _ = w.write_all(b"poweroff\r").and_then(|()| w.flush());
             let mark = all.len();
             let limit = Duration::from_secs(30);
-            let _ = wait_prompt(&mut child, &rx, echo, &mut all, mark, 1, limit, &mut ended);
+            let _ =
+                wait_prompt(&mut child, &rx, echo, &mut all, mark, (1, false), limit, &mut ended);
         }
         if ended.is_none() {
             let _ = child.kill();
@@ -826,8 +893,9 @@ fn converse(
     Ok(Session { report, steps: runs, status, transcript: all, stderr })
 }
 
-/// Reads the console into `all` until the output since `mark` ends with the `prompts`-th fresh
-/// prompt (true), or the machine ends (`ended` set; false) or `limit` passes (false).
+/// Reads the console into `all` until the output since `mark` has `prompts` fresh prompts and
+/// ends with one (or, `open`, has them at all), which is true; or the machine ends (`ended`
+/// set; false) or `limit` passes (false).
 #[allow(clippy::too_many_arguments)]
 fn wait_prompt(
     child: &mut std::process::Child,
@@ -835,7 +903,7 @@ fn wait_prompt(
     echo: bool,
     all: &mut Vec<u8>,
     mark: usize,
-    prompts: usize,
+    (prompts, open): (usize, bool),
     limit: Duration,
     ended: &mut Option<Option<i32>>,
 ) -> Result<bool, String> {
@@ -849,7 +917,9 @@ fn wait_prompt(
                 let _ = out.flush();
             }
             all.extend_from_slice(&chunk);
-            if all[mark..].ends_with(FRESH_PROMPT) && count_prompts(&all[mark..]) >= prompts {
+            let done = count_prompts(&all[mark..]) >= prompts
+                && (open || all[mark..].ends_with(FRESH_PROMPT));
+            if done {
                 return Ok(true);
             }
             continue;
@@ -907,7 +977,9 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
             ok &= status.success();
             continue;
         }
-        let session = converse(o, m, &files, &steps, "run", true)?;
+        // A user's script may soak for hours: no limit unless --timeout gives one.
+        let step_secs = if o.timeout == 0 { u64::MAX / 4 } else { o.timeout };
+        let session = converse(o, m, &files, &steps, "run", true, step_secs)?;
         println!();
         let (mut failed, mut ignored) = (0, 0);
         for (step, r) in steps.iter().zip(&session.steps) {
@@ -952,6 +1024,10 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// How long a step of `test --script` may take to give its prompt back: the scripts' longest
+/// steps (a storm, a soak of seconds) take a few seconds; a hung one fails in good time.
+const CONSOLE_STEP_SECS: u64 = 180;
+
 /// A script file's steps, and its name in results (`console-` and the file's stem).
 fn read_script(f: &Path) -> Result<(String, Vec<Step>), String> {
     let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -969,7 +1045,7 @@ fn console_tests(
     steps: &[Step],
 ) -> Result<Vec<TestResult>, String> {
     let files = with_dtb(o, m, boot_files(m, image_ref(o, "armstop"), &o.firmware_dir)?)?;
-    let s = converse(o, m, &files, steps, suite, false)?;
+    let s = converse(o, m, &files, steps, suite, false, CONSOLE_STEP_SECS)?;
     let mut results = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     let mut any_failed = false;
@@ -1052,6 +1128,7 @@ mod tests {
             notes: vec![],
             reboot_on_reset: false,
             dtb: o.dtb.clone(),
+            param: None,
         };
         let a = qemu_args(machine("virt-gicv3").unwrap(), &files, None);
         assert!(a.windows(2).any(|w| w[0] == "-dtb" && w[1] == dtb), "{a:?}");
@@ -1127,6 +1204,22 @@ mod tests {
                 "no step runs {name}"
             );
         }
+    }
+
+    #[test]
+    fn soak_takes_a_duration_as_the_console_does() {
+        let (cmd, o) = parse(&args("soak --machine raspi4b-tfa --duration 10m")).unwrap();
+        assert_eq!(
+            (cmd.as_str(), o.duration, o.machines[0].name),
+            ("soak", Some(600), "raspi4b-tfa")
+        );
+        assert_eq!(parse(&args("soak --duration 1h")).unwrap().1.duration, Some(3600));
+        assert_eq!(parse(&args("soak --duration 30s")).unwrap().1.duration, Some(30));
+        for bad in ["600", "0s", "25h", "10x", "m"] {
+            let e = parse(&args(&format!("soak --duration {bad}"))).err().unwrap();
+            assert!(e.contains("a duration such as 30s, 10m or 1h, at most 86400 s"), "{bad}: {e}");
+        }
+        assert_eq!(soak_timeout(600), 600 + 150 + 180, "a margin the soak cannot reach");
     }
 
     #[test]

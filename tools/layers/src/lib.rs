@@ -42,6 +42,7 @@ pub const MODULES: &[(&str, u8, &str)] = &[
     ("testing", 3, "app"),
     ("demo", 3, "app"),
     ("bench", 3, "app"),
+    ("load", 3, "app"),
     ("shell", 3, "app"),
 ];
 

@@ -189,9 +189,20 @@ fn run_command(cmd: Command) {
         Command::StopAll => stop_all(),
         Command::Off(cpu) => off(cpu),
         Command::On(cpu) => on(cpu),
-        Command::Storm(len) => storm(len),
+        Command::Storm(len) => load_run(
+            "storm",
+            match len {
+                armstop_shell::StormLength::Cycles(c) => crate::load::Length::Cycles(c),
+                armstop_shell::StormLength::Seconds(s) => crate::load::Length::Seconds(s),
+            },
+        ),
+        Command::Soak(secs) => load_run("soak", crate::load::Length::Seconds(secs)),
         Command::Bench => bench(),
         Command::Stats => stats(),
+        Command::Sleep(ms) => {
+            sleep(core::time::Duration::from_millis(ms.into()));
+            println!("sleep: {ms} ms");
+        }
         Command::Watchdog(ms) => {
             STOPPERS.set_watchdog(u64::from(ms) * 1_000_000);
             match ms {
@@ -214,6 +225,18 @@ fn run_command(cmd: Command) {
                 crate::power::exit(1)
             }
         },
+    }
+}
+
+/// Sleeps for `d` in `wfi` with the timer armed, taking interrupts (the UART's, kicks) as they
+/// come, so that input typed meanwhile is buffered.
+fn sleep(d: core::time::Duration) {
+    use armstop_stopper::Platform;
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let irq = crate::cpu::mask_irqs();
+        STOPPERS.platform().sleep(end.since_boot().as_nanos() as u64);
+        drop(irq);
     }
 }
 
@@ -394,9 +417,30 @@ fn on(cpu: usize) {
     }
 }
 
-fn storm(len: armstop_shell::StormLength) {
-    let _ = len;
-    error(format_args!("storm: not wired yet"));
+/// `storm` and `soak`: the load engine, its progress every 10 s, then its totals.
+fn load_run(what: &str, len: crate::load::Length) {
+    use crate::load;
+    match len {
+        load::Length::Cycles(c) => println!("{what}: {c} hotplug cycles; progress every 10 s"),
+        load::Length::Seconds(s) => println!("{what}: {s} s; progress every 10 s"),
+    }
+    let mut show = |p: &load::Progress| load::print(p);
+    let t = match (what, len) {
+        ("soak", load::Length::Seconds(s)) => load::soak(s, &mut show),
+        _ => load::storm(len, &mut show),
+    };
+    load::print(&t);
+    if t.ok() {
+        println!("{what}: ok: {} requests run, none lost", t.run());
+    } else {
+        error(format_args!(
+            "{what}: FAILED: {} lost, {} wrong runs, {} bad refusals, {} errors",
+            t.lost(),
+            t.wrong,
+            t.bad_refusals,
+            t.errors
+        ));
+    }
 }
 
 /// Runs per `bench` figure.
