@@ -550,8 +550,17 @@ fn book(k: Kind, set: CpuSet, must: CpuSet, r: Result<i32, StopError>, runs: &Ru
             // A refused request's function never runs anywhere.
             let ran: u64 = set.iter().map(|cpu| u64::from(runs.on(cpu))).sum();
             count(&WRONG, ran);
-            // Legitimate only if it names the moving CPU (the only one that goes down).
-            if moving == NO_TARGET || !set.contains(moving) {
+            // Only the moving CPU goes down, so only it can explain a refusal: of a one- or
+            // two-CPU request that names it; of a `stop_cpus` that names it alone (the others
+            // are enabled and would take the work); of a `stop_machine`, never (the requester
+            // takes part).
+            let legitimate = moving != NO_TARGET
+                && match k {
+                    Kind::Cpus => set == CpuSet::single(moving),
+                    Kind::Machine => false,
+                    _ => set.contains(moving),
+                };
+            if !legitimate {
                 count(&BAD_REFUSALS, 1);
             }
         }
