@@ -259,9 +259,10 @@ impl fmt::Display for Totals {
         let ms = self.elapsed.as_millis();
         writeln!(
             f,
-            "{P} {} on {} CPUs: {} cycles in {}.{:03} s",
+            "{P} {} on {} CPU{}: {} cycles in {}.{:03} s",
             self.what,
             self.cpus,
+            if self.cpus == 1 { "" } else { "s" },
             self.cycles,
             ms / 1000,
             ms % 1000
