@@ -23,7 +23,9 @@
 //!   CPU, on a CPU that was neither online nor dying, after a refusal, or (`stop_two_cpus`)
 //!   without the other CPU held in its stopper; a nowait work still queued once its CPU is off
 //!   counts here too;
-//! - a *bad refusal* if it was refused although every CPU it names stays online throughout.
+//! - a *bad refusal* if it was refused and the moving CPU (the only one that goes down) cannot
+//!   explain it: a one- or two-CPU request that does not name it, a `stop_cpus` that names
+//!   another CPU too, any `stop_machine` (the requester always takes part).
 //!
 //! Only the moving target's share of a multi-CPU request may or may not run (it depends on
 //! whether its stopper was still enabled when the request queued), so that share is counted
