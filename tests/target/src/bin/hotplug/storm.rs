@@ -69,7 +69,19 @@ fn load_engine_fits_every_cpu_count() {
     figures(&storm);
     figures(&soak);
     for t in [&storm, &soak] {
-        assert!(t.ok(), "{}: {}", t.what, t.first_error.as_str());
+        assert!(
+            t.ok(),
+            "{}: lost {}, wrong {}, bad refusals {}, park-with-works {}, bad transitions {}, \
+             errors {} {}",
+            t.what,
+            t.lost(),
+            t.wrong,
+            t.bad_refusals,
+            t.park_with_works,
+            t.bad_transitions,
+            t.errors,
+            t.first_error.as_str()
+        );
         assert_eq!(t.note.is_some(), n < 3, "{}: note {:?} on {n} CPUs", t.what, t.note);
     }
     assert_eq!(storm.cycles, if n == 1 { 0 } else { 20 });
