@@ -23,7 +23,9 @@
 //!   CPU, on a CPU that was neither online nor dying, after a refusal, or (`stop_two_cpus`)
 //!   without the other CPU held in its stopper; a nowait work still queued once its CPU is off
 //!   counts here too;
-//! - a *bad refusal* if it was refused although every CPU it names stays online throughout.
+//! - a *bad refusal* if it was refused and the moving CPU (the only one that goes down) cannot
+//!   explain it: a one- or two-CPU request that does not name it, a `stop_cpus` that names
+//!   another CPU too, any `stop_machine` (the requester always takes part).
 //!
 //! Only the moving target's share of a multi-CPU request may or may not run (it depends on
 //! whether its stopper was still enabled when the request queued), so that share is counted
@@ -259,9 +261,10 @@ impl fmt::Display for Totals {
         let ms = self.elapsed.as_millis();
         writeln!(
             f,
-            "{P} {} on {} CPUs: {} cycles in {}.{:03} s",
+            "{P} {} on {} CPU{}: {} cycles in {}.{:03} s",
             self.what,
             self.cpus,
+            if self.cpus == 1 { "" } else { "s" },
             self.cycles,
             ms / 1000,
             ms % 1000
@@ -550,8 +553,17 @@ fn book(k: Kind, set: CpuSet, must: CpuSet, r: Result<i32, StopError>, runs: &Ru
             // A refused request's function never runs anywhere.
             let ran: u64 = set.iter().map(|cpu| u64::from(runs.on(cpu))).sum();
             count(&WRONG, ran);
-            // Legitimate only if it names the moving CPU (the only one that goes down).
-            if moving == NO_TARGET || !set.contains(moving) {
+            // Only the moving CPU goes down, so only it can explain a refusal: of a one- or
+            // two-CPU request that names it; of a `stop_cpus` that names it alone (the others
+            // are enabled and would take the work); of a `stop_machine`, never (the requester
+            // takes part).
+            let legitimate = moving != NO_TARGET
+                && match k {
+                    Kind::Cpus => set == CpuSet::single(moving),
+                    Kind::Machine => false,
+                    _ => set.contains(moving),
+                };
+            if !legitimate {
                 count(&BAD_REFUSALS, 1);
             }
         }
