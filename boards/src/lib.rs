@@ -286,11 +286,6 @@ pub struct Board {
     pub load_address: u64,
 }
 
-/// The run-time parameter's check word (`"KAOS"` read as a little-endian `u32`): what the host
-/// writes beside the value, so that an image tells a value that was passed from whatever the
-/// page held (see [`Board::param_address`]).
-pub const PARAM_MAGIC: u32 = 0x534f_414b;
-
 /// The affinity bits of MPIDR_EL1 (Aff3 in 39:32, Aff2..Aff0 in 23:0).
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
@@ -343,20 +338,6 @@ impl core::fmt::Display for BoardError {
 }
 
 impl Board {
-    /// Where the host passes an image one value at run time, without a rebuild: the last page
-    /// of the highest normal memory region, which neither the firmware (its image, stacks and
-    /// tables are at the load address), the boot firmware nor QEMU (its device tree is at the
-    /// start of RAM) uses. The value is a little-endian `u32` at this address with
-    /// [`PARAM_MAGIC`] in the `u32` after it: one 8-byte write of `PARAM_MAGIC << 32 | value`,
-    /// which QEMU's generic loader makes before any CPU starts
-    /// (`-device loader,addr=A,data=D,data-len=8`). `None` for a board without normal memory
-    /// (which [`Board::validate`] refuses).
-    pub fn param_address(&self) -> Option<u64> {
-        let top =
-            self.memory.iter().filter(|r| r.kind == MemoryKind::Normal).map(|r| r.end()).max()?;
-        Some(top - PAGE_SIZE)
-    }
-
     /// Logical CPU id of the CPU with this MPIDR, if the board has it.
     pub fn logical_id(&self, mpidr: u64) -> Option<usize> {
         let aff = mpidr & MPIDR_AFFINITY_MASK;
@@ -486,21 +467,6 @@ mod tests {
             exit: ExitMethod::Semihosting,
             load_address: 0x4008_0000,
         }
-    }
-
-    #[test]
-    fn the_param_page_is_far_above_every_image() {
-        for b in ALL {
-            let a = b.param_address().expect("normal memory");
-            assert!(
-                b.memory.iter().any(|r| r.kind == MemoryKind::Normal && r.contains(a, PAGE_SIZE))
-            );
-            // The largest image (123 CPUs' stacks) is about 20 MiB.
-            assert!(a >= b.load_address + 256 * 1024 * 1024, "{}: {a:#x}", b.name);
-        }
-        assert_eq!(qemu_virt::BOARD.param_address(), Some(0x7fff_f000));
-        assert_eq!(raspi4::TFA.param_address(), Some(0x3b3f_f000));
-        assert_eq!(PARAM_MAGIC.to_le_bytes(), *b"KAOS");
     }
 
     #[test]

@@ -312,10 +312,6 @@ pub struct BootFiles {
     /// A device tree to hand the machine instead of its own (`-dtb`), for tests of what the
     /// firmware does with a wrong or malformed one.
     pub dtb: Option<PathBuf>,
-    /// A value for the image at run time (the soak image's duration), written by QEMU's
-    /// generic loader with its check word at the board's parameter address
-    /// ([`armstop_boards::Board::param_address`]) before any CPU starts.
-    pub param: Option<u32>,
 }
 
 /// Finds `fw` in `dir`: its first file that exists, with a note if that is not the preferred
@@ -365,14 +361,8 @@ pub fn boot_files(m: &Machine, image: ImageRef, firmware_dir: &Path) -> Result<B
             ),
         });
     }
-    let mut files = BootFiles {
-        image: path,
-        firmware: None,
-        notes: vec![],
-        reboot_on_reset: false,
-        dtb: None,
-        param: None,
-    };
+    let mut files =
+        BootFiles { image: path, firmware: None, notes: vec![], reboot_on_reset: false, dtb: None };
     if let Load::Firmware(fw) = &m.load {
         let (p, note) = find_firmware(fw, firmware_dir)?;
         files.firmware = Some(p);
@@ -421,11 +411,6 @@ pub fn qemu_args(m: &Machine, files: &BootFiles, log: Option<&Path>) -> Vec<Stri
     }
     if let Some(dtb) = &files.dtb {
         a.extend(["-dtb".into(), dtb.display().to_string()]);
-    }
-    if let (Some(v), Some(at)) = (files.param, m.board().param_address()) {
-        // One 8-byte little-endian write: the value in the low word, the check word above it.
-        let data = u64::from(armstop_boards::PARAM_MAGIC) << 32 | u64::from(v);
-        a.extend(["-device".into(), format!("loader,addr={at:#x},data={data:#x},data-len=8")]);
     }
     if let Some(log) = log {
         a.extend([
@@ -704,40 +689,29 @@ pub fn check_selftest_hang(r: &ImageReport, exit: Exit) -> Option<String> {
     }
 }
 
-/// The soak image's first line of its own (`armstop-soak: begin secs=N ...`).
-pub const SOAK_BEGIN: &str = "armstop-soak: begin ";
-/// The soak image's line when it has no duration to run.
-pub const SOAK_ERROR: &str = "armstop-soak: error: ";
+/// The console's line when a soak begins (`soak: N s; progress every 10 s`).
+pub const SOAK_BEGIN: &str = "soak: ";
 /// The load engine's last line (`armstop::load::Totals`), with the counts as `key=value`.
 pub const SOAK_END: &str = "armstop-load: --- End of soak: ";
+/// The console's verdict on a soak that passed.
+pub const SOAK_OK: &str = "soak: ok: ";
 
 /// The counts of the soak's end line that must be 0.
 pub const SOAK_MUST_BE_ZERO: &[&str] =
     &["lost", "wrong", "bad_refusals", "park_with_works", "bad_transitions", "errors"];
 
-/// Checks a soak run of `secs` seconds: the image began one of that length, ended it with the
-/// engine's end line, every count of [`SOAK_MUST_BE_ZERO`] is 0 there, the line says SUCCESS,
-/// and the image's exit status (where `method` says) is 0. `Ok` carries the end line.
-pub fn check_soak(
-    lines: &[String],
-    exit: Exit,
-    method: ExitMethod,
-    secs: u32,
-) -> Result<String, String> {
+/// Checks what the console showed for `soak <secs>s`: a soak of that length began, ended with
+/// the engine's end line, every count of [`SOAK_MUST_BE_ZERO`] is 0 there, the line says
+/// SUCCESS and the console's verdict is `ok`. `Ok` carries the end line.
+pub fn check_soak(lines: &[String], secs: u32) -> Result<String, String> {
     let mut problems: Vec<String> = Vec::new();
     let line = |prefix: &str| {
-        lines.iter().map(|l| l.trim_end_matches(['\r', '\n'])).find_map(|l| {
-            let at = l.find(prefix)?;
-            Some(&l[at + prefix.len()..])
-        })
+        lines.iter().map(|l| l.trim_end_matches(['\r', '\n'])).find_map(|l| l.strip_prefix(prefix))
     };
-    if let Some(e) = line(SOAK_ERROR) {
-        problems.push(format!("the image says: {e}"));
-    }
-    match line(SOAK_BEGIN).map(|b| field(b, "secs")) {
-        None => problems.push("the soak never began (no `armstop-soak: begin` line)".into()),
-        Some(Some(s)) if s == secs.to_string() => {}
-        Some(s) => problems.push(format!("the image soaks for {s:?} s, not the {secs} s asked")),
+    match line(SOAK_BEGIN).map(|b| b.split(' ').next().unwrap_or("")) {
+        None => problems.push("the soak never began (no `soak: N s` line)".into()),
+        Some(s) if s == secs.to_string() => {}
+        Some(s) => problems.push(format!("the console soaks for {s:?} s, not the {secs} s asked")),
     }
     let end = line(SOAK_END);
     match end {
@@ -755,20 +729,8 @@ pub fn check_soak(
             }
         }
     }
-    let status = match (exit, method) {
-        (Exit::TimedOut(s), _) => Err(format!("timed out after {s} s; QEMU killed")),
-        (Exit::Code(None), _) => Err("QEMU was killed by a signal".into()),
-        (Exit::Code(Some(c)), ExitMethod::Semihosting) => Ok(Some(c)),
-        (Exit::Code(Some(0)), ExitMethod::PsciSystemOff) => console_status(lines),
-        (Exit::Code(Some(c)), ExitMethod::PsciSystemOff) => {
-            Err(format!("QEMU exited {c}; on this machine it should exit 0"))
-        }
-    };
-    match status {
-        Ok(Some(0)) => {}
-        Ok(Some(c)) => problems.push(format!("the image ended with exit status {c}")),
-        Ok(None) => problems.push(format!("no `{STATUS_LINE}N` line")),
-        Err(e) => problems.push(e),
+    if problems.is_empty() && line(SOAK_OK).is_none() {
+        problems.push("the console did not say `soak: ok`".into());
     }
     match (problems.is_empty(), end) {
         (true, Some(rest)) => Ok(rest.to_string()),
@@ -1036,7 +998,6 @@ armstop-test: end passed={} failed={} ignored=0",
             notes: vec![],
             reboot_on_reset: false,
             dtb: None,
-            param: None,
         }
     }
 
@@ -1218,7 +1179,6 @@ armstop-test: end passed={} failed={} ignored=0",
                 notes: vec![],
                 reboot_on_reset: false,
                 dtb: None,
-                param: None,
             }
         );
         let tfa = boot_files(machine("raspi4b-tfa").unwrap(), suite, &fw).unwrap();
@@ -1433,22 +1393,22 @@ armstop-test: end passed=0 failed=1 ignored=0";
 
     fn soak_lines(begin_secs: u32, end: &str) -> Vec<String> {
         [
-            "[   0.08] cpu0 INFO  4 of 4 CPUs online: 0-3".to_string(),
-            format!("armstop-soak: begin secs={begin_secs} board=qemu-virt cpus=4"),
+            format!("soak {begin_secs}s"),
+            format!("soak: {begin_secs} s; progress every 10 s"),
             "armstop-load: progress soak: 10/15 s, 1280 cycles".to_string(),
             format!("armstop-load: --- End of soak: {end}"),
+            "soak: ok: 31225 requests run, none lost".to_string(),
         ]
         .into()
     }
 
-    const SOAK_OK: &str = "SUCCESS lost=0 wrong=0 bad_refusals=0 park_with_works=0 \
+    const SOAK_DONE: &str = "SUCCESS lost=0 wrong=0 bad_refusals=0 park_with_works=0 \
                         bad_transitions=0 errors=0 watchdog_reports=3 cycles=1616 accepted=31225";
 
     #[test]
-    fn a_soak_passes_only_with_every_count_zero_and_status_zero() {
-        let ok = soak_lines(15, SOAK_OK);
-        let semi = ExitMethod::Semihosting;
-        assert_eq!(check_soak(&ok, Exit::Code(Some(0)), semi, 15), Ok(SOAK_OK.to_string()));
+    fn a_soak_passes_only_with_every_count_zero() {
+        let ok = soak_lines(15, SOAK_DONE);
+        assert_eq!(check_soak(&ok, 15), Ok(SOAK_DONE.to_string()));
         // Watchdog reports are printed, not judged: an overcommitted host can be that slow.
         for (key, bad) in [
             ("lost", "lost=1"),
@@ -1458,66 +1418,22 @@ armstop-test: end passed=0 failed=1 ignored=0";
             ("bad_transitions", "bad_transitions=4"),
             ("errors", "errors=1"),
         ] {
-            let end = SOAK_OK.replace(&format!("{key}=0"), bad).replace("SUCCESS", "FAILURE");
-            let e = check_soak(&soak_lines(15, &end), Exit::Code(Some(1)), semi, 15).unwrap_err();
-            assert!(e.contains(bad) && e.contains("exit status 1"), "{key}: {e}");
-            // Even if the image said SUCCESS and exited 0.
-            let end = SOAK_OK.replace(&format!("{key}=0"), bad);
-            let e = check_soak(&soak_lines(15, &end), Exit::Code(Some(0)), semi, 15).unwrap_err();
-            assert_eq!(e, bad, "{key}");
+            let end = SOAK_DONE.replace(&format!("{key}=0"), bad).replace("SUCCESS", "FAILURE");
+            let e = check_soak(&soak_lines(15, &end), 15).unwrap_err();
+            assert!(e.contains(bad) && e.contains("does not say SUCCESS"), "{key}: {e}");
+            // Even if the line said SUCCESS and the console said ok.
+            let end = SOAK_DONE.replace(&format!("{key}=0"), bad);
+            assert_eq!(check_soak(&soak_lines(15, &end), 15).unwrap_err(), bad, "{key}");
         }
-        let e = check_soak(&ok, Exit::Code(Some(0)), semi, 600).unwrap_err();
-        assert!(e.contains("soaks for Some(\"15\") s, not the 600 s asked"), "{e}");
-        let e = check_soak(&ok, Exit::Code(Some(1)), semi, 15).unwrap_err();
-        assert_eq!(e, "the image ended with exit status 1");
-        let e = check_soak(&ok[..3], Exit::TimedOut(198), semi, 15).unwrap_err();
-        assert!(e.contains("no end-of-soak totals") && e.contains("timed out after 198 s"), "{e}");
-        let missing = SOAK_OK.replace("lost=0 ", "");
-        let e = check_soak(&soak_lines(15, &missing), Exit::Code(Some(0)), semi, 15).unwrap_err();
+        let e = check_soak(&ok, 600).unwrap_err();
+        assert!(e.contains("soaks for \"15\" s, not the 600 s asked"), "{e}");
+        let e = check_soak(&ok[..3], 15).unwrap_err();
+        assert!(e.contains("no end-of-soak totals"), "{e}");
+        assert!(check_soak(&ok[..4], 15).unwrap_err().contains("did not say `soak: ok`"));
+        let e = check_soak(&ok[..0], 15).unwrap_err();
+        assert!(e.contains("never began"), "{e}");
+        let missing = SOAK_DONE.replace("lost=0 ", "");
+        let e = check_soak(&soak_lines(15, &missing), 15).unwrap_err();
         assert_eq!(e, "the end line has no lost=");
-        let e = check_soak(
-            &soak_lines(15, &SOAK_OK.replace("SUCCESS", "FAILURE")),
-            Exit::Code(Some(0)),
-            semi,
-            15,
-        )
-        .unwrap_err();
-        assert_eq!(e, "the end line does not say SUCCESS");
-    }
-
-    #[test]
-    fn a_soak_without_its_duration_says_why() {
-        let lines: Vec<String> = vec![
-            "armstop-soak: error: no duration at 0x7ffff000 (read 0x0000000000000000, ...)".into(),
-        ];
-        let e = check_soak(&lines, Exit::Code(Some(2)), ExitMethod::Semihosting, 15).unwrap_err();
-        assert!(e.starts_with("the image says: no duration at 0x7ffff000"), "{e}");
-        assert!(e.contains("never began") && e.contains("exit status 2"), "{e}");
-    }
-
-    #[test]
-    fn a_soak_on_the_pi_takes_its_status_from_the_console() {
-        let psci = ExitMethod::PsciSystemOff;
-        let mut lines = soak_lines(60, SOAK_OK);
-        let e = check_soak(&lines, Exit::Code(Some(0)), psci, 60).unwrap_err();
-        assert!(e.contains("no `armstop: exit status N` line"), "{e}");
-        lines.push("armstop: exit status 0".into());
-        assert!(check_soak(&lines, Exit::Code(Some(0)), psci, 60).is_ok());
-        let e = check_soak(&lines, Exit::Code(Some(1)), psci, 60).unwrap_err();
-        assert!(e.contains("QEMU exited 1"), "{e}");
-    }
-
-    #[test]
-    fn the_soak_duration_reaches_the_board_param_page() {
-        let f = BootFiles { param: Some(600), ..files("/i/soak", None) };
-        let a = qemu_args(machine("virt-gicv3").unwrap(), &f, None);
-        let want = "loader,addr=0x7ffff000,data=0x534f414b00000258,data-len=8";
-        assert!(a.windows(2).any(|w| w[0] == "-device" && w[1] == want), "{a:?}");
-        let f = BootFiles { param: Some(60), ..files("/i/soak.bin", Some("/fw/bl31.bin")) };
-        let a = qemu_args(machine("raspi4b-tfa").unwrap(), &f, None);
-        let want = "loader,addr=0x3b3ff000,data=0x534f414b0000003c,data-len=8";
-        assert!(a.windows(2).any(|w| w[0] == "-device" && w[1] == want), "{a:?}");
-        let a = qemu_args(machine("virt-gicv3").unwrap(), &files("/i/suite", None), None);
-        assert!(!a.iter().any(|x| x.contains("data-len")), "no parameter unless asked: {a:?}");
     }
 }

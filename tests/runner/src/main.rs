@@ -9,16 +9,15 @@
 //!                     [--log-dir DIR] NAME|PATH
 //! armstop-runner run [--script FILE] [MACHINE...]
 //! armstop-runner soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR]
-//!                     --duration D [NAME]
+//!                     --duration D
 //! armstop-runner machines [--images ROOT] [--firmware-dir DIR]
 //! ```
 //! `run` boots the main image and hands its console to the terminal, types `--script` into it
 //! (each step checked), or tells it `poweroff` when stdin is no terminal; `test --script FILE`
 //! runs the script on every machine, one test per step (format: `armstop_runner::console`).
-//! `soak` boots the soak image (NAME, default `soak`) with its duration (`30s`, `10m`, `1h`)
-//! written at the board's parameter address, echoes its console, and exits 0 only if it ran
-//! for that long and its totals show nothing lost, no wrong run, no bad refusal, no stopper
-//! parked with works, no bad hotplug transition and no error, with exit status 0; its
+//! `soak` types `soak <D>` (`30s`, `10m`, `1h`) into the main image's console, echoes it, and
+//! exits 0 only if the soak ran for that long and its totals show nothing lost, no wrong run,
+//! no bad refusal, no stopper parked with works, no bad hotplug transition and no error; its
 //! timeout is the duration plus a margin (`armstop_runner::soak_timeout`).
 //! An image NAME is booted on each machine as `ROOT/<machine's board>/NAME` (ELF) or
 //! `NAME.bin` (raw), whichever the machine loads; ROOT defaults to `target/images`, and the
@@ -84,7 +83,7 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D [NAME]\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -649,20 +648,22 @@ fn boot_error(o: &Options) -> Result<ExitCode, String> {
     }
 }
 
-/// `soak`: boots the soak image with its duration and judges its totals (see the module docs).
+/// `soak`: the main image on one machine (default `virt-gicv3`), its console told `soak <D>`,
+/// the run echoed as it comes; passes only if the console's totals show nothing lost or run
+/// wrong ([`check_soak`]). Given up on after [`soak_timeout`] (or `--timeout`).
 fn soak(o: &Options) -> Result<ExitCode, String> {
     let secs = o.duration.ok_or("soak needs --duration D (30s, 10m, 1h)")?;
-    let name = match o.args.as_slice() {
-        [] => "soak",
-        [n] => n.as_str(),
-        _ => return Err(format!("soak takes at most one image\n{}", usage())),
-    };
+    if !o.args.is_empty() {
+        return Err(format!(
+            "soak takes no image: it types `soak <duration>` into the main image's console\n{}",
+            usage()
+        ));
+    }
     let m = match o.machines.as_slice() {
         [m] => *m,
         _ => machine("virt-gicv3")?,
     };
-    let files = with_dtb(o, m, boot_files(m, image_ref(o, name), &o.firmware_dir)?)?;
-    let files = BootFiles { param: Some(secs), ..files };
+    let files = with_dtb(o, m, boot_files(m, image_ref(o, "armstop"), &o.firmware_dir)?)?;
     for note in &files.notes {
         println!("[{}] note: {note}", m.name);
     }
@@ -673,18 +674,32 @@ fn soak(o: &Options) -> Result<ExitCode, String> {
         m.name,
         header(m)
     );
-    let prefix = format!("[{}] | ", m.name);
-    let limits = Limits { total: timeout, begin: 0 };
-    let run = boot(o, m, &files, "soak", limits, Some(&prefix), false)?;
-    match check_soak(&run.lines, run.exit, m.exit(), secs) {
+    let step = Step {
+        name: format!("soak {secs}s"),
+        input: format!("soak {secs}s\r").into_bytes(),
+        needs_cpus: 1,
+        checks: vec![],
+        line: 0,
+        open: false,
+    };
+    let s = converse(o, m, &files, std::slice::from_ref(&step), "soak", true, timeout)?;
+    println!();
+    let verdict = match &s.steps[..] {
+        [StepRun::Ran(lines, None)] => check_soak(lines, secs),
+        [StepRun::Ran(_, Some(p))] => Err(p.clone()),
+        [StepRun::Skipped(why)] => Err(why.clone()),
+        _ => Err("the soak never ran".into()),
+    };
+    match verdict {
         Ok(end) => {
             println!("[{}] soak of {secs} s ... ok: {end}", m.name);
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => {
             println!("[{}] soak of {secs} s ... FAILED: {why}", m.name);
-            if !run.stderr.trim().is_empty() {
-                show_tail(&Run { lines: vec![], ..run }, &format!("[{}] ", m.name));
+            if !s.stderr.trim().is_empty() {
+                let run = Run { lines: vec![], stderr: s.stderr, exit: Exit::Code(s.status) };
+                show_tail(&run, &format!("[{}] ", m.name));
             }
             Ok(ExitCode::FAILURE)
         }
@@ -701,7 +716,6 @@ fn describe(o: &Options, m: &Machine) -> String {
         notes: vec![],
         reboot_on_reset: false,
         dtb: None,
-        param: None,
     };
     if let Load::Firmware(fw) = &m.load {
         match find_firmware(fw, &o.firmware_dir) {
@@ -1128,7 +1142,6 @@ mod tests {
             notes: vec![],
             reboot_on_reset: false,
             dtb: o.dtb.clone(),
-            param: None,
         };
         let a = qemu_args(machine("virt-gicv3").unwrap(), &files, None);
         assert!(a.windows(2).any(|w| w[0] == "-dtb" && w[1] == dtb), "{a:?}");

@@ -91,7 +91,6 @@ pub fn qemu_args(m: &Machine, dir: &Path, cycles: u32) -> Vec<String> {
         notes: Vec::new(),
         reboot_on_reset: false,
         dtb: None,
-        param: None,
     };
     let mut a = armstop_runner::qemu_args(&kernel_machine, &files, None);
     a.extend([

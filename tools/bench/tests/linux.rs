@@ -106,7 +106,6 @@ fn qemu_args_match_armstop() {
         notes: vec![],
         reboot_on_reset: false,
         dtb: None,
-        param: None,
     };
     assert_eq!(a[..20], armstop_runner::qemu_args(m, &files, None)[..]);
 }
