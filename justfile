@@ -12,7 +12,7 @@ fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
-image_names := "armstop suite hotplug reset selftest-fail selftest-hang"
+image_names := "armstop suite hotplug reset selftest-fail selftest-hang faults fault-panic fault-abort fault-double"
 images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
