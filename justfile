@@ -40,7 +40,8 @@ test: build build-bench
     cargo run --quiet -p armstop-bench -- --smoke --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench-smoke
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
-      --selftest-fail selftest-fail --selftest-hang selftest-hang
+      --selftest-fail selftest-fail --selftest-hang selftest-hang \
+      --suite faults --fault-image fault-panic --fault-image fault-abort --fault-image fault-double
     {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8

@@ -20,6 +20,16 @@
 //! | [`Stoppers::park`] | `cpu_stop_park` (with the flush before it) | — |
 //! | [`Stoppers::running`] | `print_stop_info` | — |
 //!
+//! Every waiting request may also fail with `TimedOut` (ETIMEDOUT): past the watchdog limit
+//! ([`Stoppers::set_watchdog`]), after the report naming each CPU waited for and what it runs,
+//! the requester takes its request back: a multi-CPU stop moves to ABORT (waiting participants
+//! leave), works not yet started are unlinked under their stopper's lock, and each CPU still
+//! inside the callback after another period is claimed and halted through
+//! [`Platform::halt`] (disabled for good: [`Stoppers::is_halted`]). Only then does the call
+//! return, so no CPU touches the requester's frame afterwards. Linux only warns and waits. A
+//! CPU the platform cannot halt (no NMI-like path, or stuck with interrupts masked outside a
+//! callback) is waited for, with a report each period, for as long as it takes.
+//!
 //! The core guarantee is stated, once, where it is kept: in `Stoppers::queue_work`.
 //!
 //! A callback returns an `i32`; non-zero is a failure, reported to the requester (the first
@@ -654,6 +664,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             // appended only while `enabled` reads true under this lock, and a stopper whose
             // `enabled` was cleared takes this lock and runs everything appended before it parks
             // (`park`). Otherwise the request is completed here, without running.
+            // The one exception: a request the watchdog failed (`fail_request`) unlinks its works
+            // not yet started, and a CPU it halted drops what is queued on it (`mark_halted`);
+            // their requesters get `TimedOut` / `NoEnt`, never a function that runs late.
             let enabled = stopper.enabled.load(Ordering::Relaxed);
             if enabled {
                 list.push_back(erase(work));
