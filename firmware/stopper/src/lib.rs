@@ -853,7 +853,8 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         };
         self.complete(st, work, ret);
         self.fault_recoveries.fetch_add(1, Ordering::Relaxed);
-        let waiting = st.waiting.load(Ordering::Acquire) as *const Done;
+        // The restart gives up the frame of any wait this CPU was in: forget it here.
+        let waiting = st.waiting.swap(0, Ordering::AcqRel) as *const Done;
         if waiting.is_null() {
             return true;
         }
@@ -1622,9 +1623,11 @@ impl<'a> MultiStop<'a> {
         let is_active = self.active.contains(cpu);
         loop {
             let limit = s.watchdog_ns.load(Ordering::Relaxed);
-            // The requester keeps its deadline after the report: it is the one that aborts.
+            // The requester keeps its deadline after the report when the watchdog fails requests:
+            // it is the one that aborts. Otherwise everyone waits on without one.
+            let aborts = cpu == self.requester && s.watchdog_fails.load(Ordering::Relaxed);
             let reported = self.reported.load(Ordering::Relaxed) == cur as u32 + 1;
-            let deadline = if limit == 0 || reported && cpu != self.requester {
+            let deadline = if limit == 0 || reported && !aborts {
                 u64::MAX
             } else {
                 self.state_since.load(Ordering::Relaxed).saturating_add(limit).saturating_add(1)
