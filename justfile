@@ -12,7 +12,7 @@ fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
-image_names := "armstop suite hotplug reset selftest-fail selftest-hang"
+image_names := "armstop suite hotplug reset selftest-fail selftest-hang faults fault-panic fault-abort fault-double"
 images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
@@ -40,7 +40,9 @@ test: build build-bench
     cargo run --quiet -p armstop-bench -- --smoke --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench-smoke
     {{runner}} test --timeout 600 --junit {{junit}} --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --reboot-suite reset \
-      --selftest-fail selftest-fail --selftest-hang selftest-hang --script tests/console/commands.script --script tests/console/reset.script
+      --selftest-fail selftest-fail --selftest-hang selftest-hang \
+      --suite faults --fault-image fault-panic --fault-image fault-abort --fault-image fault-double \
+      --script tests/console/commands.script --script tests/console/reset.script
     {{runner}} soak --images {{images_root}} --log-dir target/qemu-logs --machine virt-gicv3 --duration 15s
     {{runner}} test --timeout 900 --junit target/junit-sizes.xml --log-dir target/qemu-logs \
       --images {{images_root}} --suite suite --suite hotplug --script tests/console/commands.script --script tests/console/reset.script \

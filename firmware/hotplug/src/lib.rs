@@ -66,6 +66,11 @@ pub enum CpuState {
     Dead = 4,
     /// It did not start or stop as asked; the console says why. `cpu_up` may retry it.
     Failed = 5,
+    /// A stopper watchdog halted it inside a callback that never returned
+    /// ([`armstop_stopper::Stoppers::is_halted`]): parked for good, its stopper disabled. Not a
+    /// state of the table below: it is read from the stoppers, and overrides the stored one.
+    /// Neither `cpu_up` nor `cpu_down` touches it; only a reset brings it back.
+    Halted = 6,
 }
 
 impl CpuState {
@@ -76,6 +81,7 @@ impl CpuState {
             2 => Self::Online,
             3 => Self::Dying,
             4 => Self::Dead,
+            6 => Self::Halted,
             _ => Self::Failed,
         }
     }
@@ -89,6 +95,7 @@ impl CpuState {
             Self::Dying => "DYING",
             Self::Dead => "DEAD",
             Self::Failed => "FAILED",
+            Self::Halted => "HALTED",
         }
     }
 }
@@ -404,6 +411,9 @@ impl<'s, S: Platform, P: Power, const N: usize> Hotplug<'s, S, P, N> {
 
     /// `cpu`'s state.
     pub fn state(&self, cpu: usize) -> CpuState {
+        if self.stoppers.is_halted(cpu) {
+            return CpuState::Halted;
+        }
         CpuState::from_u32(self.state[cpu].load(Ordering::Acquire))
     }
 

@@ -20,6 +20,16 @@
 //! | [`Stoppers::park`] | `cpu_stop_park` (with the flush before it) | — |
 //! | [`Stoppers::running`] | `print_stop_info` | — |
 //!
+//! Every waiting request may also fail with `TimedOut` (ETIMEDOUT): past the watchdog limit
+//! ([`Stoppers::set_watchdog`]), after the report naming each CPU waited for and what it runs,
+//! the requester takes its request back: a multi-CPU stop moves to ABORT (waiting participants
+//! leave), works not yet started are unlinked under their stopper's lock, and each CPU still
+//! inside the callback after another period is claimed and halted through
+//! [`Platform::halt`] (disabled for good: [`Stoppers::is_halted`]). Only then does the call
+//! return, so no CPU touches the requester's frame afterwards. Linux only warns and waits. A
+//! CPU the platform cannot halt (no NMI-like path, or stuck with interrupts masked outside a
+//! callback) is waited for, with a report each period, for as long as it takes.
+//!
 //! The core guarantee is stated, once, where it is kept: in `Stoppers::queue_work`.
 //!
 //! A callback returns an `i32`; non-zero is a failure, reported to the requester (the first
@@ -86,6 +96,23 @@ pub trait Platform: Sync {
     fn now_ns(&self) -> u64;
     /// Prints a diagnostic line (watchdog reports, detected bugs).
     fn report(&self, args: fmt::Arguments<'_>);
+    /// Runs a request's own callback `f` on this CPU, inside its stopper work (IRQs masked by
+    /// [`Platform::irq_save`]). A platform that can halt a CPU stuck in a callback
+    /// ([`Platform::halt`]) opens the one path its halt needs here and closes it again before
+    /// returning (on the target: IRQs unmasked with the GIC's priority mask raised, so only the
+    /// halt SGI gets through). The default just calls `f`.
+    fn run_callback(&self, f: &mut dyn FnMut() -> i32) -> i32 {
+        f()
+    }
+    /// Halts `cpu`, which a requester whose watchdog ran out found inside
+    /// [`Platform::run_callback`] and has claimed (it will not return from the callback into
+    /// the request's memory until halted or given back). `true` means: once this returns, `cpu`
+    /// never touches memory again (it is parked for good, or off). `false`: this platform cannot
+    /// reach it (no NMI-like path; the default), and the request keeps waiting for it.
+    fn halt(&self, cpu: usize) -> bool {
+        let _ = cpu;
+        false
+    }
 }
 
 /// Why a stop request failed. Each maps to the errno Linux returns in the same situation.
@@ -103,6 +130,11 @@ pub enum StopError {
     /// A waiting stop request made from inside a stopper callback, which would wait for
     /// itself. Linux forbids it (callbacks run non-preemptible); `-EDEADLK`.
     WouldDeadlock,
+    /// The watchdog ran out ([`Stoppers::set_watchdog`]) and the request was failed: works not
+    /// yet started were unlinked (they never run), a multi-CPU stop was aborted, and every CPU
+    /// still inside the callback was halted ([`Platform::halt`]) before this was returned, so no
+    /// CPU touches the request's memory again. Linux only warns and waits. `-ETIMEDOUT`.
+    TimedOut,
 }
 
 impl StopError {
@@ -113,6 +145,7 @@ impl StopError {
             Self::InvalidCpu | Self::SameCpu => -22,
             Self::Busy => -11,
             Self::WouldDeadlock => -35,
+            Self::TimedOut => -110,
         }
     }
 }
@@ -125,6 +158,7 @@ impl fmt::Display for StopError {
             Self::SameCpu => "stop_two_cpus needs two different CPUs",
             Self::Busy => "another stop_cpus/stop_machine is in progress",
             Self::WouldDeadlock => "stop request from inside a stopper callback",
+            Self::TimedOut => "stop request failed by the watchdog (stuck CPUs halted)",
         })
     }
 }
@@ -133,13 +167,21 @@ impl fmt::Display for StopError {
 pub struct Done {
     nr_todo: AtomicUsize,
     ret: AtomicI32,
+    /// Set when one of its works was dropped unrun from a halted CPU's stopper
+    /// ([`Stoppers::halted`]): the requester then gets `NoEnt`.
+    dropped: AtomicBool,
     /// The CPU that waits for it, to be woken by the last `signal`.
     waiter: usize,
 }
 
 impl Done {
     fn new(n: usize, waiter: usize) -> Self {
-        Self { nr_todo: AtomicUsize::new(n), ret: AtomicI32::new(0), waiter }
+        Self {
+            nr_todo: AtomicUsize::new(n),
+            ret: AtomicI32::new(0),
+            dropped: AtomicBool::new(false),
+            waiter,
+        }
     }
 
     /// Records `ret` and counts one work finished (or not queued); the last one wakes the
@@ -188,11 +230,14 @@ struct Work<'a> {
     /// For nowait works: cleared once the work has run, so its buffer may be queued again.
     pending: Option<&'a AtomicBool>,
     caller: Caller,
+    /// `func` is a multi-CPU stop's participant (`MultiStop::run`), which runs the request's
+    /// callback itself; otherwise `func` is the request's callback.
+    multi: bool,
 }
 
 impl<'a> Work<'a> {
     fn new(func: &'a (dyn Fn() -> i32 + Sync), done: Option<&'a Done>, caller: Caller) -> Self {
-        Self { next: Cell::new(core::ptr::null()), func, done, pending: None, caller }
+        Self { next: Cell::new(core::ptr::null()), func, done, pending: None, caller, multi: false }
     }
 }
 
@@ -227,6 +272,32 @@ impl List {
         self.tail = w;
     }
 
+    /// Removes `w` if it is queued here; returns whether it was.
+    fn unlink(&mut self, w: *const Work<'static>) -> bool {
+        let mut prev: *const Work<'static> = core::ptr::null();
+        let mut cur = self.head;
+        while !cur.is_null() {
+            // SAFETY: queued works are alive (see `queue_work`); `next` is only touched under
+            // the stopper lock, which the caller holds (`&mut self`).
+            let next = unsafe { (*cur).next.get() };
+            if core::ptr::eq(cur, w) {
+                if prev.is_null() {
+                    self.head = next;
+                } else {
+                    // SAFETY: as above.
+                    unsafe { (*prev).next.set(next) };
+                }
+                if core::ptr::eq(self.tail, w) {
+                    self.tail = prev;
+                }
+                return true;
+            }
+            prev = cur;
+            cur = next;
+        }
+        false
+    }
+
     fn pop_front(&mut self) -> Option<*const Work<'static>> {
         if self.head.is_null() {
             return None;
@@ -253,7 +324,29 @@ struct CpuStopper {
     running: Mutex<Option<Caller>>,
     in_callback: AtomicBool,
     runs: AtomicU64,
+    /// The work popped and not yet completed (its address; 0: none). Set under `works`' lock
+    /// when popped, cleared before the work is completed, so a requester that holds its own
+    /// work alive can tell whether this CPU is still in it.
+    current: AtomicUsize,
+    /// Where this CPU is relative to a request's callback: [`USER_IDLE`], [`USER_IN`] (inside
+    /// [`Platform::run_callback`]), [`USER_CLAIMED`] (a requester's watchdog claimed it: it
+    /// must not leave the callback until halted or given back).
+    user: AtomicU32,
+    /// The multi-CPU stop this CPU takes part in (its `MultiStop`'s address; 0: none), for
+    /// [`Stoppers::recover_fault`].
+    multi: AtomicUsize,
+    /// The `Done` this CPU waits for as a requester (0: none), for `recover_fault`.
+    waiting: AtomicUsize,
+    /// Halted by a watchdog ([`Platform::halt`]): never runs again; stopper disabled for good.
+    halted: AtomicBool,
 }
+
+/// [`CpuStopper::user`]: not in a request's callback.
+const USER_IDLE: u32 = 0;
+/// [`CpuStopper::user`]: inside a request's callback.
+const USER_IN: u32 = 1;
+/// [`CpuStopper::user`]: claimed by a requester whose watchdog ran out.
+const USER_CLAIMED: u32 = 2;
 
 impl CpuStopper {
     crate::loom_const_fn! {
@@ -266,6 +359,11 @@ impl CpuStopper {
                 running: Mutex::new(None),
                 in_callback: AtomicBool::new(false),
                 runs: AtomicU64::new(0),
+                current: AtomicUsize::new(0),
+                user: AtomicU32::new(USER_IDLE),
+                multi: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                halted: AtomicBool::new(false),
             }
         }
     }
@@ -288,6 +386,9 @@ pub enum MultiStopState {
     Run = 3,
     /// Leaving.
     Exit = 4,
+    /// The requester's watchdog failed the request: every participant leaves at once, without
+    /// acknowledging (the state machine goes nowhere from here).
+    Abort = 5,
 }
 
 impl MultiStopState {
@@ -297,7 +398,8 @@ impl MultiStopState {
             1 => Self::Prepare,
             2 => Self::DisableIrq,
             3 => Self::Run,
-            _ => Self::Exit,
+            4 => Self::Exit,
+            _ => Self::Abort,
         }
     }
 }
@@ -314,6 +416,9 @@ struct MultiStop<'a> {
     acked: AtomicCpuSet,
     state_since: AtomicU64,
     reported: AtomicU32,
+    /// The CPU that made the request: the participant that aborts when the watchdog runs out
+    /// (it then goes on to fail the request, see `Stoppers::fail_request`).
+    requester: usize,
 }
 
 /// Counters that tests and benchmarks read.
@@ -329,6 +434,15 @@ pub struct Stats {
     pub sleeps: u64,
     /// Wakes sent to sleeping waiters (one per CPU woken).
     pub wakes: u64,
+    /// Requests the watchdog failed ([`StopError::TimedOut`]).
+    pub timed_out: u64,
+    /// CPUs halted by a watchdog ([`Platform::halt`] returned true).
+    pub halts: u64,
+    /// Times a stuck CPU could not be halted (the request kept waiting for it).
+    pub halt_refused: u64,
+    /// Requests that fault recovery completed for a CPU whose callback faulted
+    /// ([`Stoppers::recover_fault`]).
+    pub fault_recoveries: u64,
 }
 
 /// The spin budget that means "never sleep": every wait spins, as Linux's `multi_cpu_stop`.
@@ -355,6 +469,8 @@ pub struct Stoppers<P: Platform, const N: usize> {
     stop_cpus_in_progress: AtomicBool,
     stop_cpus_mutex: Mutex<()>,
     watchdog_ns: AtomicU64,
+    /// Whether a request past the watchdog is failed (`fail_request`) or only reported.
+    watchdog_fails: AtomicBool,
     in_progress_retries: AtomicU64,
     park_with_works: AtomicU64,
     watchdog_reports: AtomicU64,
@@ -365,6 +481,10 @@ pub struct Stoppers<P: Platform, const N: usize> {
     sleepers: [AtomicUsize; N],
     sleeps: AtomicU64,
     wakes: AtomicU64,
+    timed_out: AtomicU64,
+    halts: AtomicU64,
+    halt_refused: AtomicU64,
+    fault_recoveries: AtomicU64,
     /// Linux's `nr_cpu_ids`: ids at or above it are `InvalidCpu` (at most `N`).
     nr_cpu_ids: AtomicUsize,
 }
@@ -393,6 +513,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 stop_cpus_in_progress: AtomicBool::new(false),
                 stop_cpus_mutex: Mutex::new(()),
                 watchdog_ns: AtomicU64::new(0),
+                watchdog_fails: AtomicBool::new(true),
                 in_progress_retries: AtomicU64::new(0),
                 park_with_works: AtomicU64::new(0),
                 watchdog_reports: AtomicU64::new(0),
@@ -400,6 +521,10 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
                 sleepers: crate::array_of![AtomicUsize::new(0); N],
                 sleeps: AtomicU64::new(0),
                 wakes: AtomicU64::new(0),
+                timed_out: AtomicU64::new(0),
+                halts: AtomicU64::new(0),
+                halt_refused: AtomicU64::new(0),
+                fault_recoveries: AtomicU64::new(0),
                 nr_cpu_ids: AtomicUsize::new(N),
             }
         }
@@ -428,6 +553,13 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         self.watchdog_ns.store(ns, Ordering::Relaxed);
     }
 
+    /// Whether a request the watchdog reported is then failed with [`StopError::TimedOut`]
+    /// (the default; its stuck CPUs halted), or only reported and waited for, as Linux does
+    /// (`false`: for a callback known to be slow but finite, and for tests of the report).
+    pub fn set_watchdog_fails(&self, fails: bool) {
+        self.watchdog_fails.store(fails, Ordering::Relaxed);
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -436,6 +568,10 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             watchdog_reports: self.watchdog_reports.load(Ordering::Relaxed),
             sleeps: self.sleeps.load(Ordering::Relaxed),
             wakes: self.wakes.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            halts: self.halts.load(Ordering::Relaxed),
+            halt_refused: self.halt_refused.load(Ordering::Relaxed),
+            fault_recoveries: self.fault_recoveries.load(Ordering::Relaxed),
         }
     }
 
@@ -528,6 +664,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             // appended only while `enabled` reads true under this lock, and a stopper whose
             // `enabled` was cleared takes this lock and runs everything appended before it parks
             // (`park`). Otherwise the request is completed here, without running.
+            // The one exception: a request the watchdog failed (`fail_request`) unlinks its works
+            // not yet started, and a CPU it halted drops what is queued on it (`mark_halted`);
+            // their requesters get `TimedOut` / `NoEnt`, never a function that runs late.
             let enabled = stopper.enabled.load(Ordering::Relaxed);
             if enabled {
                 list.push_back(erase(work));
@@ -557,30 +696,174 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         let mut ran = 0;
         loop {
             let irq = self.platform.irq_save();
-            let work = stopper.works.lock().pop_front();
+            let work = {
+                let mut list = stopper.works.lock();
+                let w = list.pop_front();
+                // Under the lock, so a requester that unlinks under it either finds its work
+                // still queued or finds it `current` here (`fail_request`).
+                if let Some(w) = w {
+                    stopper.current.store(w as usize, Ordering::Relaxed);
+                }
+                w
+            };
             let Some(work) = work else {
                 self.platform.irq_restore(irq);
                 return ran;
             };
             // SAFETY: a queued work is alive until it is completed below (`queue_work`).
-            let (func, done, pending, caller) =
-                unsafe { ((*work).func, (*work).done, (*work).pending, (*work).caller) };
+            let (func, multi, caller) = unsafe { ((*work).func, (*work).multi, (*work).caller) };
             *stopper.running.lock() = Some(caller);
             stopper.in_callback.store(true, Ordering::Relaxed);
-            let ret = func();
-            stopper.in_callback.store(false, Ordering::Relaxed);
-            *stopper.running.lock() = None;
-            stopper.runs.fetch_add(1, Ordering::Relaxed);
+            let ret = if multi { func() } else { self.call_user(stopper, func) };
+            self.complete(stopper, work, ret);
             self.platform.irq_restore(irq);
-            // Last accesses to the work: after these its owner may reuse or free it.
+            ran += 1;
+        }
+    }
+
+    /// Ends the work `work` this CPU's stopper ran (or that fault recovery finished for it).
+    fn complete(&self, stopper: &CpuStopper, work: *const Work<'static>, ret: i32) {
+        // SAFETY: the work is alive until `done`/`pending` below say it has run.
+        let (done, pending) = unsafe { ((*work).done, (*work).pending) };
+        stopper.in_callback.store(false, Ordering::Relaxed);
+        *stopper.running.lock() = None;
+        stopper.runs.fetch_add(1, Ordering::Relaxed);
+        // Before the completion: once its owner has it back, the address may be reused.
+        stopper.current.store(0, Ordering::Release);
+        // Last accesses to the work: after these its owner may reuse or free it.
+        if let Some(p) = pending {
+            p.store(false, Ordering::Release);
+        }
+        if let Some(d) = done {
+            d.signal(ret, self);
+        }
+    }
+
+    /// Runs a request's own callback through [`Platform::run_callback`], with the hand-over
+    /// to a requester whose watchdog ran out (`claim_stuck`): once it has claimed this CPU, the
+    /// CPU must not go back into the request's memory; it waits in here, where the platform's
+    /// halt reaches it, until halted (or given back, when the platform cannot halt it).
+    fn call_user(&self, stopper: &CpuStopper, f: &(dyn Fn() -> i32 + Sync)) -> i32 {
+        stopper.user.store(USER_IN, Ordering::SeqCst);
+        self.platform.run_callback(&mut || {
+            let ret = f();
+            while stopper
+                .user
+                .compare_exchange(USER_IN, USER_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                self.platform.relax();
+            }
+            ret
+        })
+    }
+
+    /// Claims `cpu` if it is inside the callback of `work` (which the caller keeps alive):
+    /// from then on it stays inside [`Platform::run_callback`] until [`Stoppers::unclaim`].
+    fn claim_stuck(&self, cpu: usize, work: *const Work<'static>) -> bool {
+        let st = &self.cpus[cpu];
+        if st
+            .user
+            .compare_exchange(USER_IN, USER_CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // Stable while claimed: `current` is set before the callback is entered and cleared
+        // only after it is left. Another request's callback is given back at once.
+        if st.current.load(Ordering::Acquire) != work as usize {
+            self.unclaim(cpu);
+            return false;
+        }
+        true
+    }
+
+    fn unclaim(&self, cpu: usize) {
+        self.cpus[cpu].user.store(USER_IN, Ordering::Release);
+    }
+
+    /// Whether a watchdog halted `cpu` ([`Platform::halt`]): its stopper is disabled for good.
+    pub fn is_halted(&self, cpu: usize) -> bool {
+        cpu < N && self.cpus[cpu].halted.load(Ordering::Acquire)
+    }
+
+    /// The CPUs a watchdog halted.
+    pub fn halted(&self) -> CpuSet {
+        cpus_where(N, |c| self.is_halted(c))
+    }
+
+    /// Marks `cpu` halted: its stopper disabled for good, and every work still queued on it
+    /// dropped unrun (their requesters get `NoEnt`; a nowait buffer is free again). This is the
+    /// one exception to "if queueing succeeds, the function runs".
+    fn mark_halted(&self, cpu: usize) {
+        let st = &self.cpus[cpu];
+        st.halted.store(true, Ordering::Release);
+        st.in_callback.store(false, Ordering::Relaxed);
+        self.halts.fetch_add(1, Ordering::Relaxed);
+        let irq = self.platform.irq_save();
+        let mut list = st.works.lock();
+        st.enabled.store(false, Ordering::Relaxed);
+        while let Some(w) = list.pop_front() {
+            // SAFETY: queued, so alive (see `queue_work`); dropping it is its completion.
+            let (done, pending, caller) = unsafe { ((*w).done, (*w).pending, (*w).caller) };
+            self.platform.report(format_args!(
+                "  cpu{cpu}: dropped queued work {caller} (its requester gets NoEnt)"
+            ));
             if let Some(p) = pending {
                 p.store(false, Ordering::Release);
             }
             if let Some(d) = done {
-                d.signal(ret, self);
+                d.dropped.store(true, Ordering::Relaxed);
+                d.signal(0, self);
             }
-            ran += 1;
         }
+        drop(list);
+        self.platform.irq_restore(irq);
+    }
+
+    /// For the fault path, on a CPU whose request callback faulted (a failed assertion in a
+    /// test's callback): finishes the stopper's side of the work as if the callback had
+    /// returned `ret` (a multi-CPU stop's participant acknowledges RUN and waits for EXIT, as
+    /// it would have), so the requester sees `ret` instead of waiting forever. If this CPU is
+    /// itself waiting for a request as its requester, waits (at most the watchdog limit) until
+    /// every other CPU is done with that request's memory, which lives on the stack the fault
+    /// path is about to give up. Call with IRQs masked, on a stack other than the one the
+    /// callback ran on. Returns whether the CPU may now be restarted without any CPU touching
+    /// its old stack; `false` if it was in no callback or the wait ran out.
+    pub fn recover_fault(&self, ret: i32) -> bool {
+        let cpu = self.platform.cpu_id();
+        let st = &self.cpus[cpu];
+        if st.user.load(Ordering::Acquire) == USER_IDLE {
+            return false;
+        }
+        st.user.store(USER_IDLE, Ordering::Release);
+        let work = st.current.load(Ordering::Acquire) as *const Work<'static>;
+        if work.is_null() {
+            return false;
+        }
+        let ms = st.multi.swap(0, Ordering::AcqRel) as *const MultiStop<'static>;
+        let ret = if ms.is_null() {
+            ret
+        } else {
+            // SAFETY: this CPU's participation holds `ms` alive: the requester waits for this
+            // CPU's work to complete, which happens below.
+            let ms = unsafe { &*ms };
+            ms.ack_state(cpu, self);
+            ms.participate(self, MultiStopState::Run, ret)
+        };
+        self.complete(st, work, ret);
+        self.fault_recoveries.fetch_add(1, Ordering::Relaxed);
+        // The restart gives up the frame of any wait this CPU was in: forget it here.
+        let waiting = st.waiting.swap(0, Ordering::AcqRel) as *const Done;
+        if waiting.is_null() {
+            return true;
+        }
+        // SAFETY: the `Done` is on this CPU's thread stack, which is intact until the fault
+        // path restarts it, after this returns.
+        let done = unsafe { &*waiting };
+        let limit = self.watchdog_ns.load(Ordering::Relaxed).max(1_000_000);
+        let deadline = self.platform.now_ns().saturating_add(limit);
+        self.wait_loop(done.chan(), deadline, u64::MAX, false, &mut || done.finished())
     }
 
     fn check_cpu(&self, cpu: usize) -> Result<(), StopError> {
@@ -591,15 +874,102 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         if self.in_callback() { Err(StopError::WouldDeadlock) } else { Ok(()) }
     }
 
-    /// Waits for `done`. The calling CPU's own stopper may be among those waited for, so
-    /// waiting means running it (as Linux's stopper thread would preempt the waiter).
-    fn wait(&self, done: &Done, waiting_for: CpuSet) {
+    /// Waits for `done`, whose works are `work_of(cpu)` for the CPUs of `waiting_for`, of the
+    /// multi-CPU stop `ms` if any. The calling CPU's own stopper may be among those waited
+    /// for, so waiting means running it (as Linux's stopper thread would preempt the waiter).
+    /// Past the watchdog limit, reports and fails the request (`fail_request`). Returns the
+    /// request's result.
+    fn wait(
+        &self,
+        done: &Done,
+        waiting_for: CpuSet,
+        work_of: &dyn Fn(usize) -> *const Work<'static>,
+        ms: Option<&MultiStop<'_>>,
+    ) -> Result<i32, StopError> {
+        let me = &self.cpus[self.platform.cpu_id()];
+        let outer = me.waiting.swap(done.chan(), Ordering::AcqRel);
         let limit = self.watchdog_ns.load(Ordering::Relaxed);
         let deadline =
             if limit == 0 { u64::MAX } else { self.platform.now_ns().saturating_add(limit) };
+        let mut r = Ok(());
         if !self.wait_until(done.chan(), deadline, || done.finished()) {
             self.report_stuck("stop request", waiting_for, limit);
-            self.wait_until(done.chan(), u64::MAX, || done.finished());
+            if self.watchdog_fails.load(Ordering::Relaxed) {
+                self.fail_request(done, waiting_for, work_of, ms, limit);
+                r = Err(StopError::TimedOut);
+            } else {
+                self.wait_until(done.chan(), u64::MAX, || done.finished());
+            }
+        }
+        me.waiting.store(outer, Ordering::Release);
+        r?;
+        if done.dropped.load(Ordering::Relaxed) {
+            return Err(StopError::NoEnt);
+        }
+        Ok(done.ret.load(Ordering::Relaxed))
+    }
+
+    /// The watchdog's recovery, on the requester: makes sure no CPU touches the request's
+    /// memory (`done`, the works, `ms`, the closure: all in the caller's frame) once this
+    /// returns. In this order: a multi-CPU stop is aborted (waiting participants leave); works
+    /// not yet started are unlinked under their stopper's lock (they never run); whoever is
+    /// still inside the callback after another watchdog period is claimed and halted
+    /// ([`Platform::halt`]), its stopper disabled for good. A CPU the platform cannot halt is
+    /// waited for, with a report each period, for as long as it takes.
+    fn fail_request(
+        &self,
+        done: &Done,
+        targets: CpuSet,
+        work_of: &dyn Fn(usize) -> *const Work<'static>,
+        ms: Option<&MultiStop<'_>>,
+        limit: u64,
+    ) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+        if let Some(ms) = ms {
+            ms.abort(self);
+        }
+        let targets: CpuSet = targets.iter().take_while(|&c| c < N).collect();
+        for cpu in targets {
+            let w = work_of(cpu);
+            let irq = self.platform.irq_save();
+            let unlinked = self.cpus[cpu].works.lock().unlink(w);
+            self.platform.irq_restore(irq);
+            if unlinked {
+                self.platform.report(format_args!("  cpu{cpu}: work not started; unlinked"));
+                done.signal(0, self);
+            }
+        }
+        let period = limit.max(1_000_000);
+        let mut halted = CpuSet::EMPTY;
+        loop {
+            let until = self.platform.now_ns().saturating_add(period);
+            if self.wait_until(done.chan(), until, || done.finished()) {
+                return;
+            }
+            for cpu in targets - halted {
+                let w = work_of(cpu);
+                if !self.claim_stuck(cpu, w) {
+                    continue;
+                }
+                // SAFETY: `w` is the caller's, alive until this returns.
+                let caller = unsafe { (*w).caller };
+                if self.platform.halt(cpu) {
+                    halted.insert(cpu);
+                    self.mark_halted(cpu);
+                    self.platform.report(format_args!(
+                        "  cpu{cpu}: halted inside {caller}; its stopper is disabled for good \
+                         (whatever that callback held stays held)"
+                    ));
+                    // Its completion, which it will never signal itself.
+                    done.signal(0, self);
+                } else {
+                    self.unclaim(cpu);
+                    self.halt_refused.fetch_add(1, Ordering::Relaxed);
+                    self.platform.report(format_args!(
+                        "  cpu{cpu}: stuck inside {caller} and cannot be halted; still waiting"
+                    ));
+                }
+            }
         }
     }
 
@@ -770,8 +1140,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         if !unsafe { self.queue_work(cpu, &work) } {
             return Err(StopError::NoEnt);
         }
-        self.wait(&done, bit(cpu));
-        Ok(done.ret.load(Ordering::Relaxed))
+        self.wait(&done, bit(cpu), &|_| erase(&work), None)
     }
 
     /// Queues `work` on `cpu` without waiting (Linux's `stop_one_cpu_nowait`): `true` means its
@@ -808,17 +1177,17 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         }
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
-        let ms = MultiStop::new(&f, 2, bit(a), &self.platform);
+        let ms = MultiStop::new(&f, 2, bit(a), &self.platform, self.platform.cpu_id());
         let run = |_: ()| ms.run(self);
         let run = move || run(());
         let done = Done::new(2, self.platform.cpu_id());
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        let w_lo = Work::new(&run, Some(&done), caller);
-        let w_hi = Work::new(&run, Some(&done), caller);
+        let w_lo = Work { multi: true, ..Work::new(&run, Some(&done), caller) };
+        let w_hi = Work { multi: true, ..Work::new(&run, Some(&done), caller) };
         // SAFETY: the works, `ms` and `done` live until `wait` returns.
         unsafe { self.queue_two_works(lo, &w_lo, hi, &w_hi)? };
-        self.wait(&done, bit(a) | bit(b));
-        Ok(done.ret.load(Ordering::Relaxed))
+        let work_of = |c| if c == lo { erase(&w_lo) } else { erase(&w_hi) };
+        self.wait(&done, bit(a) | bit(b), &work_of, Some(&ms))
     }
 
     /// Queues two works under both locks, taken in ascending CPU order (Linux's
@@ -917,15 +1286,18 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         mask: CpuSet,
         f: &(dyn Fn() -> i32 + Sync),
         caller: Caller,
+        ms: Option<&MultiStop<'_>>,
     ) -> Result<i32, StopError> {
         let done = Done::new(mask.len(), self.platform.cpu_id());
-        let works: [Work<'_>; N] = core::array::from_fn(|_| Work::new(f, Some(&done), caller));
+        let works: [Work<'_>; N] = core::array::from_fn(|_| Work {
+            multi: ms.is_some(),
+            ..Work::new(f, Some(&done), caller)
+        });
         // SAFETY: `works` and `done` live until `wait` sees every work completed.
         if !unsafe { self.queue_stop_cpus_work(mask, &works) } {
             return Err(StopError::NoEnt);
         }
-        self.wait(&done, mask);
-        Ok(done.ret.load(Ordering::Relaxed))
+        self.wait(&done, mask, &|c| erase(&works[c]), ms)
     }
 
     fn check_mask(&self, mask: CpuSet) -> Result<(), StopError> {
@@ -942,7 +1314,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         self.check_caller()?;
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let _g = self.lock_stop_cpus();
-        self.stop_cpus_locked(mask, &f, caller)
+        self.stop_cpus_locked(mask, &f, caller, None)
     }
 
     /// As [`Stoppers::stop_cpus`], but fails with `Busy` at once if another is in progress.
@@ -957,7 +1329,7 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
         let caller = Caller { func: core::any::type_name::<F>(), location: Location::caller() };
         let g = self.stop_cpus_mutex.try_lock().ok_or(StopError::Busy)?;
         let _g = WaitingGuard { s: self, chan: self.stop_cpus_chan(), g: Some(g) };
-        self.stop_cpus_locked(mask, &f, caller)
+        self.stop_cpus_locked(mask, &f, caller, None)
     }
 
     /// Waiting for another stop_cpus, whose works may include one for this CPU: they run while
@@ -1009,9 +1381,9 @@ impl<P: Platform, const N: usize> Stoppers<P, N> {
             Some(m) => m & online,
             None => bit(first),
         };
-        let ms = MultiStop::new(&f, online.len(), active, &self.platform);
+        let ms = MultiStop::new(&f, online.len(), active, &self.platform, self.platform.cpu_id());
         let run = || ms.run(self);
-        self.stop_cpus_locked(online, &run, caller)
+        self.stop_cpus_locked(online, &run, caller, Some(&ms))
     }
 
     /// Disables `cpu`'s stopper (Linux's `stop_machine_park`). Called on `cpu` itself from a
@@ -1138,6 +1510,7 @@ impl NowaitWork {
             done: None,
             pending: Some(&self.pending),
             caller: Caller { func: self.name, location },
+            multi: false,
         };
         // SAFETY: the caller won `pending` (false → true), so no one else touches the slot
         // until the stopper clears `pending` after running it.
@@ -1158,6 +1531,7 @@ impl<'a> MultiStop<'a> {
         num_threads: usize,
         active: CpuSet,
         p: &P,
+        requester: usize,
     ) -> Self {
         let ms = Self {
             func,
@@ -1168,6 +1542,7 @@ impl<'a> MultiStop<'a> {
             acked: AtomicCpuSet::new(),
             state_since: AtomicU64::new(0),
             reported: AtomicU32::new(0),
+            requester,
         };
         ms.set_state(MultiStopState::Prepare as u32, p);
         ms
@@ -1184,7 +1559,22 @@ impl<'a> MultiStop<'a> {
         self.state_since.store(p.now_ns(), Ordering::Relaxed);
         // The counter must be reset before anyone can see the new state and acknowledge it.
         fence(Ordering::Release);
-        self.state.store(state, Ordering::Release);
+        // Never over an abort: a participant that moves the machine on after the requester
+        // gave up would run the callback for a request that has already failed.
+        let mut cur = self.state.load(Ordering::Relaxed);
+        while cur != MultiStopState::Abort as u32 {
+            match self.state.compare_exchange_weak(cur, state, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Moves every participant out (the requester's watchdog ran out) and wakes them.
+    fn abort<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>) {
+        self.state.store(MultiStopState::Abort as u32, Ordering::Release);
+        s.notify_mask(self.chan(), CpuSet::first_n(N));
     }
 
     /// Linux's `ack_state`: the last CPU to acknowledge a state moves everyone to the next, and
@@ -1210,16 +1600,34 @@ impl<'a> MultiStop<'a> {
     /// Linux's `multi_cpu_stop`: one participant's part.
     fn run<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>) -> i32 {
         let p = &s.platform;
-        let cpu = p.cpu_id();
-        let is_active = self.active.contains(cpu);
+        let me = &s.cpus[p.cpu_id()];
         // Masked before PREPARE is acknowledged, which is what lets DISABLE_IRQ fold into it.
         let irq = p.irq_save();
-        let mut cur = MultiStopState::None;
-        let mut err = 0;
+        me.multi.store(self as *const Self as usize, Ordering::Release);
+        let err = self.participate(s, MultiStopState::None, 0);
+        me.multi.store(0, Ordering::Release);
+        p.irq_restore(irq);
+        err
+    }
+
+    /// The state machine from state `cur` on, with `err` as the callback's result so far
+    /// (`recover_fault` resumes it after RUN), until EXIT or an abort.
+    fn participate<P: Platform, const N: usize>(
+        &self,
+        s: &Stoppers<P, N>,
+        mut cur: MultiStopState,
+        mut err: i32,
+    ) -> i32 {
+        let p = &s.platform;
+        let cpu = p.cpu_id();
+        let is_active = self.active.contains(cpu);
         loop {
             let limit = s.watchdog_ns.load(Ordering::Relaxed);
-            let deadline = if limit == 0 || self.reported.load(Ordering::Relaxed) == cur as u32 + 1
-            {
+            // The requester keeps its deadline after the report when the watchdog fails requests:
+            // it is the one that aborts. Otherwise everyone waits on without one.
+            let aborts = cpu == self.requester && s.watchdog_fails.load(Ordering::Relaxed);
+            let reported = self.reported.load(Ordering::Relaxed) == cur as u32 + 1;
+            let deadline = if limit == 0 || reported && !aborts {
                 u64::MAX
             } else {
                 self.state_since.load(Ordering::Relaxed).saturating_add(limit).saturating_add(1)
@@ -1232,19 +1640,26 @@ impl<'a> MultiStop<'a> {
                 now != cur as u32 && (is_active || now != MultiStopState::Run as u32)
             });
             if !changed {
-                self.watchdog(s, cur);
+                // The requester's own participant aborts for everyone, then fails the request.
+                if self.watchdog(s, cur)
+                    && cpu == self.requester
+                    && s.watchdog_fails.load(Ordering::Relaxed)
+                {
+                    self.abort(s);
+                }
                 continue;
             }
             cur = MultiStopState::from_u32(self.state.load(Ordering::Acquire));
             match cur {
-                MultiStopState::Run => err = (self.func)(),
+                MultiStopState::Run => err = s.call_user(&s.cpus[cpu], self.func),
                 // Every participant has left RUN behind; nothing here is touched again.
                 MultiStopState::Exit => break,
+                // The requester gave up; it waits for this work's completion (or halts us).
+                MultiStopState::Abort => break,
                 _ => {}
             }
             self.ack_state(cpu, s);
         }
-        p.irq_restore(irq);
         err
     }
 
@@ -1252,18 +1667,24 @@ impl<'a> MultiStop<'a> {
         &self.state as *const AtomicU32 as usize
     }
 
-    fn watchdog<P: Platform, const N: usize>(&self, s: &Stoppers<P, N>, cur: MultiStopState) {
+    /// Reports the participants that owe `cur` an acknowledgement, once per state, if the
+    /// watchdog limit has passed; returns whether it has.
+    fn watchdog<P: Platform, const N: usize>(
+        &self,
+        s: &Stoppers<P, N>,
+        cur: MultiStopState,
+    ) -> bool {
         let limit = s.watchdog_ns.load(Ordering::Relaxed);
         if limit == 0 {
-            return;
+            return false;
         }
         let since = self.state_since.load(Ordering::Relaxed);
         if s.platform.now_ns().saturating_sub(since) <= limit {
-            return;
+            return false;
         }
         // One report per state, by whichever participant notices first.
         if self.reported.swap(cur as u32 + 1, Ordering::Relaxed) == cur as u32 + 1 {
-            return;
+            return true;
         }
         let acked = self.acked.load(Ordering::Relaxed);
         // The CPUs that owe an acknowledgement: in RUN only the active ones.
@@ -1278,5 +1699,6 @@ impl<'a> MultiStop<'a> {
             all - acked,
             limit,
         );
+        true
     }
 }

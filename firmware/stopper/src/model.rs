@@ -91,3 +91,39 @@ pub fn stoppers<const N: usize>() -> crate::Stoppers<LoomPlatform, N> {
     s.set_spin_ns(if spin { crate::SPIN_ONLY } else { 0 });
     s
 }
+
+/// The watchdog's hand-over with a CPU inside a request's callback (`Stoppers::claim_stuck`
+/// against the exit of `Stoppers::call_user`), for the loom test `claim_vs_callback_return`:
+/// cpu1 enters a callback that returns at once and then goes back into the request's memory;
+/// cpu0, the requester whose watchdog ran out, tries to claim it. Whenever the claim succeeds,
+/// cpu1 must be inside the callback and stay there until given back (on the target it would
+/// be halted there). Returns whether the claim succeeded; both outcomes are legal.
+pub fn claim_vs_callback_return() -> bool {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    // Only compared, never dereferenced: stands for the requester's work.
+    const WORK: usize = 0x1000;
+    let s: Arc<crate::Stoppers<LoomPlatform, 2>> = Arc::new(stoppers());
+    let back = Arc::new(AtomicBool::new(false));
+    let (s1, back1) = (s.clone(), back.clone());
+    let cpu1 = loom::thread::spawn(move || {
+        set_cpu(1);
+        let st = &s1.cpus[1];
+        // As `run_works` does when it pops the work, before the callback.
+        st.current.store(WORK, Ordering::Relaxed);
+        s1.call_user(st, &|| 0);
+        back1.store(true, Ordering::SeqCst);
+        st.current.store(0, Ordering::Release);
+    });
+    set_cpu(0);
+    let claimed = s.claim_stuck(1, WORK as *const crate::Work<'static>);
+    if claimed {
+        for _ in 0..2 {
+            assert!(!back.load(Ordering::SeqCst), "a claimed CPU left the callback");
+            loom::thread::yield_now();
+        }
+        s.unclaim(1);
+    }
+    cpu1.join().unwrap();
+    claimed
+}

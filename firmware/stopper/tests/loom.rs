@@ -291,3 +291,17 @@ fn sleep_stop_cpus_mutex_waiter_is_woken() {
         assert_eq!(ran.load(Ordering::SeqCst), 0x101, "each function once");
     });
 }
+
+/// The watchdog's claim on a CPU stuck in a callback against that callback returning: a claimed
+/// CPU never goes back into the request's memory until it is given back (see
+/// `model::claim_vs_callback_return`); both outcomes of the race occur.
+#[test]
+fn claim_vs_callback_return() {
+    let outcomes = std::sync::Arc::new(std::sync::Mutex::new([false; 2]));
+    let o = outcomes.clone();
+    builder().check(move || {
+        let claimed = armstop_stopper::model::claim_vs_callback_return();
+        o.lock().unwrap()[usize::from(claimed)] = true;
+    });
+    assert_eq!(*outcomes.lock().unwrap(), [true, true], "a race outcome never happened");
+}

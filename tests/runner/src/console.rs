@@ -8,7 +8,8 @@
 //! # its prompt again (or the machine must end, for `poweroff`).
 //! > cpus
 //! = cpu0          the step's output has a line containing "cpu0" (checks go in order:
-//!                 each from the line the one before matched, which it may share)
+//!                 each from the line the one before matched, which it may share;
+//!                 `= A || B`: a line containing A or B)
 //! ! FAILED        ... and no line containing "FAILED"
 //! @ needs 2       the next step runs only on a machine with at least 2 CPUs (then ignored)
 //! > stop 1
@@ -268,7 +269,8 @@ pub fn check(step: &Step, lines: &[String], exit: Option<i32>) -> Option<String>
         match c {
             // In order: from the line the previous one matched (several may match one line).
             Check::Has(text) => {
-                match lines[from..].iter().position(|l| l.contains(text.as_str())) {
+                let holds = |l: &String| text.split(" || ").any(|alt| l.contains(alt));
+                match lines[from..].iter().position(holds) {
                     Some(at) => from += at,
                     None => {
                         let _ = write!(problems, "no line with {text:?}; ");
@@ -364,6 +366,9 @@ mod tests {
         let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(check(s, &lines(&["one", "two"]), Some(0)), None);
         assert_eq!(check(s, &lines(&["one two"]), Some(0)), None, "one line may hold both");
+        let alt = &parse_script("> a\n= x || two\n").unwrap()[0];
+        assert_eq!(check(alt, &lines(&["two"]), None), None, "either alternative");
+        assert!(check(alt, &lines(&["three"]), None).is_some());
         let e = check(s, &lines(&["two", "one"]), Some(0)).unwrap();
         assert!(e.contains("no line with \"two\""), "{e}");
         let e = check(s, &lines(&["one", "two", "bad thing"]), Some(1)).unwrap();

@@ -637,13 +637,140 @@ pub const SELFTEST_FAIL: &[Expectation] = &[
     },
     Expectation { test: "selftest::data_abort", fails_with: Some(&["Data Abort", "FAR"]) },
     Expectation { test: "selftest::stack_overflow", fails_with: Some(&["stack overflow"]) },
+    Expectation {
+        test: "selftest::assert_fails_in_a_stopper_callback_on_secondary",
+        fails_with: Some(&["cpu1", "assertion in a stopper callback"]),
+    },
+    Expectation {
+        test: "selftest::assert_fails_in_a_stop_machine_callback_on_secondary",
+        fails_with: Some(&["cpu1", "assertion in a stopper callback"]),
+    },
+    Expectation { test: "selftest::machine_is_sane_after_failed_callbacks", fails_with: None },
 ];
+
+/// What the run of one fault image (`--fault-image`, an image that faults on purpose with no
+/// harness, so the machine must stop) must show.
+pub struct FaultExpectation {
+    /// The image.
+    pub image: &'static str,
+    /// The CPU whose report it must be (`None`: either of two that fault at once).
+    pub winner: Option<usize>,
+    /// Words the console must carry after the image began.
+    pub words: &'static [&'static str],
+    /// How many other CPUs must show as "faulted too".
+    pub faulted_too: usize,
+}
+
+/// The fault images and what each must report.
+pub const FAULT_IMAGES: &[FaultExpectation] = &[
+    FaultExpectation {
+        image: "fault-panic",
+        winner: Some(1),
+        words: &["panicked at", "deliberate panic on a secondary CPU", "exception: none"],
+        faulted_too: 0,
+    },
+    FaultExpectation {
+        image: "fault-abort",
+        winner: Some(0),
+        words: &["Data Abort", "translation fault", "ESR=0x", "FAR=0x700000000", "ELR=0x"],
+        faulted_too: 0,
+    },
+    FaultExpectation {
+        image: "fault-double",
+        winner: None,
+        words: &["deliberate simultaneous panic"],
+        faulted_too: 1,
+    },
+];
+
+/// Checks a fault image's console `lines` and exit `status` (`None`: none known) against its
+/// [`FAULT_IMAGES`] entry: one report (one `FAULT cpuN:` line, one `FAULT REPORT`), a
+/// non-empty backtrace, one line for each other CPU saying where it stopped (with its own
+/// backtrace), nothing run after the fault, and a failure status. Returns the problems.
+pub fn check_fault_image(image: &str, lines: &[String], status: Option<i32>) -> Vec<String> {
+    let Some(e) = FAULT_IMAGES.iter().find(|e| e.image == image) else {
+        return vec![format!("{image}: no such fault image (known: {:?})", fault_image_names())];
+    };
+    let mut problems = Vec::new();
+    let Some(begin) = lines.iter().position(|l| l.contains("fault-test: begin cpus=")) else {
+        return vec!["the image never began (no `fault-test: begin` line)".into()];
+    };
+    let after = &lines[begin..];
+    let cpus: usize =
+        after[0].split("cpus=").nth(1).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let count = |pat: &str| after.iter().filter(|l| l.contains(pat)).count();
+    let messages = after.iter().filter(|l| l.trim_start().starts_with("FAULT cpu")).count();
+    if messages != 1 {
+        problems.push(format!("{messages} `FAULT cpuN:` lines; exactly one wanted"));
+    }
+    let reports: Vec<&String> = after.iter().filter(|l| l.contains("FAULT REPORT cpu")).collect();
+    let winner = match reports.as_slice() {
+        [r] => r
+            .split("FAULT REPORT cpu")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok()),
+        _ => {
+            problems.push(format!("{} fault reports; exactly one wanted", reports.len()));
+            None
+        }
+    };
+    if let (Some(want), Some(got)) = (e.winner, winner)
+        && want != got
+    {
+        problems.push(format!("the report is cpu{got}'s, cpu{want}'s wanted"));
+    }
+    for w in e.words {
+        if count(w) == 0 {
+            problems.push(format!("no console line says {w:?}"));
+        }
+    }
+    if !after.iter().any(|l| l.contains("  backtrace: 0x")) {
+        problems.push("no backtrace (a `  backtrace: 0x...` line)".into());
+    }
+    if let Some(w) = winner {
+        for c in (0..cpus).filter(|&c| c != w) {
+            let line = after.iter().find(|l| {
+                l.contains(&format!("  cpu{c} stopped at ELR=0x"))
+                    || l.contains(&format!("  cpu{c} faulted too, stopped at ELR=0x"))
+            });
+            match line {
+                None => problems.push(format!("no line says where cpu{c} stopped")),
+                Some(l) if !l.contains("(backtrace 0x") => {
+                    problems.push(format!("cpu{c}'s line has no backtrace: {l:?}"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let too = count("faulted too, stopped at");
+    if too != e.faulted_too {
+        problems.push(format!("{too} CPUs shown as `faulted too`; {} wanted", e.faulted_too));
+    }
+    if count("still running after the fault") > 0 {
+        problems.push("the image ran on after the fault".into());
+    }
+    if count("FAULT END: machine stopped") != 1 {
+        problems.push("no `FAULT END: machine stopped` line".into());
+    }
+    match status {
+        Some(0) => problems.push("exit status 0: a fault must end the run as a failure".into()),
+        None => problems.push("no exit status".into()),
+        Some(_) => {}
+    }
+    problems
+}
+
+/// The names [`FAULT_IMAGES`] knows.
+pub fn fault_image_names() -> Vec<&'static str> {
+    FAULT_IMAGES.iter().map(|e| e.image).collect()
+}
 
 /// The test `selftest-hang` must be caught hanging in.
 pub const SELFTEST_HANG: &str = "selftest::hangs";
 
 /// Checks a `selftest-fail` run: one `(check name, problem or None)` per expectation, plus one
-/// for the image as a whole (it must fail, with `end passed=1 failed=5`, and a non-zero exit
+/// for the image as a whole (it must fail, with the end line its table implies, and a non-zero exit
 /// status wherever the machine reports it: see [`ImageReport::status`]).
 pub fn check_selftest_fail(r: &ImageReport, exit: Exit) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
@@ -661,7 +788,8 @@ pub fn check_selftest_fail(r: &ImageReport, exit: Exit) -> Vec<(String, Option<S
         };
         out.push((e.test.to_string(), problem));
     }
-    let want_end = (1, SELFTEST_FAIL.len() - 1, 0);
+    let passing = SELFTEST_FAIL.iter().filter(|e| e.fails_with.is_none()).count();
+    let want_end = (passing, SELFTEST_FAIL.len() - passing, 0);
     let whole = if r.end != Some(want_end) {
         Some(format!("end line {:?}, expected {want_end:?}", r.end))
     } else if !matches!(r.status, Some(c) if c != 0) {
@@ -926,10 +1054,50 @@ test selftest::panics_on_boot_core ... FAILED: cpu0: panicked at a.rs:2:1: x
 test selftest::panics_on_secondary ... {secondary}
 test selftest::data_abort ... FAILED: cpu0: Data Abort (read) FAR=0x7 ELR=0x1
 test selftest::stack_overflow ... FAILED: cpu0: stack overflow: Thread stack of cpu0
+test selftest::assert_fails_in_a_stopper_callback_on_secondary ... FAILED: cpu1: panicked at a.rs:4:1: assertion in a stopper callback on cpu1
+test selftest::assert_fails_in_a_stop_machine_callback_on_secondary ... FAILED: cpu1: panicked at a.rs:4:1: assertion in a stopper callback on cpu1
+test selftest::machine_is_sane_after_failed_callbacks ... ok (1 us)
 armstop-test: end passed={} failed={} ignored=0",
-            if secondary.starts_with("ok") { 2 } else { 1 },
-            if secondary.starts_with("ok") { 4 } else { 5 }
+            if secondary.starts_with("ok") { 3 } else { 2 },
+            if secondary.starts_with("ok") { 6 } else { 7 }
         )
+    }
+
+    const FAULT_PANIC: &str = "fault-test: begin cpus=3
+FAULT cpu1: panicked at a.rs:1:1: deliberate panic on a secondary CPU
+FAULT REPORT cpu1 (stopping the machine)
+  exception: none (a panic or fatal error)
+  backtrace: 0x1 <- 0x2
+  cpu0 stopped at ELR=0x10 (backtrace 0x11)
+  cpu2 stopped at ELR=0x20 (backtrace 0x21)
+FAULT END: machine stopped";
+
+    #[test]
+    fn a_conforming_fault_report_passes() {
+        assert_eq!(
+            check_fault_image("fault-panic", &lines(FAULT_PANIC), Some(1)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn fault_reports_that_break_the_rules_are_caught() {
+        let twice = FAULT_PANIC.replace("FAULT END", "FAULT REPORT cpu2 (x)\nFAULT END");
+        let p = check_fault_image("fault-panic", &lines(&twice), Some(1));
+        assert!(p.iter().any(|p| p.contains("2 fault reports")), "{p:?}");
+        let missing = FAULT_PANIC.replace("  cpu2 stopped at ELR=0x20 (backtrace 0x21)\n", "");
+        let p = check_fault_image("fault-panic", &lines(&missing), Some(1));
+        assert_eq!(p, ["no line says where cpu2 stopped"]);
+        let no_bt = FAULT_PANIC.replace("(backtrace 0x21)", "(backtrace (no frames))");
+        let p = check_fault_image("fault-panic", &lines(&no_bt), Some(1));
+        assert!(p[0].contains("cpu2's line has no backtrace"), "{p:?}");
+        let p = check_fault_image("fault-panic", &lines(FAULT_PANIC), Some(0));
+        assert!(p[0].contains("exit status 0"), "{p:?}");
+        let p = check_fault_image("fault-abort", &lines(FAULT_PANIC), Some(1));
+        assert!(p.iter().any(|p| p.contains("cpu0's wanted")), "{p:?}");
+        let on = format!("{FAULT_PANIC}\nfault-test: still running after the fault (x)");
+        let p = check_fault_image("fault-panic", &lines(&on), Some(1));
+        assert_eq!(p, ["the image ran on after the fault"]);
     }
 
     #[test]

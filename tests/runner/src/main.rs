@@ -38,8 +38,8 @@ use armstop_boards::ExitMethod;
 use armstop_runner::console::{self as script, FRESH_PROMPT, Step, count_prompts};
 use armstop_runner::{
     BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
-    boot_files, check_selftest_fail, check_selftest_hang, check_soak, console_status,
-    find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
+    boot_files, check_fault_image, check_selftest_fail, check_selftest_hang, check_soak,
+    console_status, find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
 };
 
 const TAIL: usize = 40;
@@ -70,6 +70,8 @@ struct Options {
     reboot_suites: Vec<String>,
     selftest_fail: Option<String>,
     selftest_hang: Option<String>,
+    /// Images that fault on purpose and must stop the machine with one report.
+    fault_images: Vec<String>,
     /// `-dtb` for every boot.
     dtb: Option<PathBuf>,
     /// For `boot-error`: the console line (part of it) the boot must stop with.
@@ -83,7 +85,7 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S] [--fault-image NAME...]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -111,6 +113,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         suites: vec![],
         reboot_suites: vec![],
         selftest_fail: None,
+        fault_images: Vec::new(),
         selftest_hang: None,
         dtb: None,
         expect: None,
@@ -148,6 +151,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             }
             "--selftest-fail" => o.selftest_fail = Some(value("an image name")?),
             "--selftest-hang" => o.selftest_hang = Some(value("an image name")?),
+            "--fault-image" => o.fault_images.push(value("an image name")?),
             "--verbose" => o.verbose = true,
             "--smp" => {
                 let v = value("a CPU count")?;
@@ -199,7 +203,9 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
     // The hotplug image takes about two minutes under TCG: keep the default generous.
     o.timeout = timeout.unwrap_or(if cmd == "test" { 600 } else { 0 });
     o.firmware_dir = firmware_dir.unwrap_or_else(|| default_firmware_dir(&o.images));
-    for name in o.suites.iter().chain(&o.selftest_fail).chain(&o.selftest_hang) {
+    for name in
+        o.suites.iter().chain(&o.selftest_fail).chain(&o.selftest_hang).chain(&o.fault_images)
+    {
         if name.contains('/') || name.is_empty() {
             return Err(format!(
                 "{name:?}: test takes image names (booted as <images root>/<board>/<name>), not paths"
@@ -364,6 +370,7 @@ struct Plan {
     suites: Vec<(String, BootFiles)>,
     selftest_fail: Option<BootFiles>,
     selftest_hang: Option<BootFiles>,
+    fault_images: Vec<(String, BootFiles)>,
     notes: Vec<String>,
 }
 
@@ -382,6 +389,11 @@ fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
         .collect::<Result<Vec<_>, String>>()?;
     let selftest_fail = o.selftest_fail.as_deref().map(files).transpose()?;
     let selftest_hang = o.selftest_hang.as_deref().map(files).transpose()?;
+    let fault_images = o
+        .fault_images
+        .iter()
+        .map(|n| Ok((n.clone(), files(n)?)))
+        .collect::<Result<Vec<_>, String>>()?;
     let mut notes: Vec<String> = Vec::new();
     for n in suites.iter().map(|s| &s.1).chain(&selftest_fail).chain(&selftest_hang) {
         for note in &n.notes {
@@ -390,7 +402,7 @@ fn plan(o: &Options, m: &'static Machine) -> Result<Plan, String> {
             }
         }
     }
-    Ok(Plan { machine: m, suites, selftest_fail, selftest_hang, notes })
+    Ok(Plan { machine: m, suites, selftest_fail, selftest_hang, fault_images, notes })
 }
 
 fn header(m: &Machine) -> String {
@@ -408,6 +420,7 @@ fn test(o: &Options) -> Result<bool, String> {
         && o.selftest_fail.is_none()
         && o.selftest_hang.is_none()
         && o.scripts.is_empty()
+        && o.fault_images.is_empty()
     {
         return Err(format!("test needs at least one image or --script\n{}", usage()));
     }
@@ -484,6 +497,31 @@ fn test(o: &Options) -> Result<bool, String> {
             harness.push(TestResult {
                 name: "harness-selftest::hang_detected".into(),
                 status: problem.map_or(Status::Ok, Status::Failed),
+            });
+        }
+        for (name, files) in &p.fault_images {
+            let run = boot(o, m, files, name, limits(o.hang_timeout), echo, false)?;
+            let status = match (run.exit, m.exit()) {
+                (Exit::Code(Some(c)), ExitMethod::Semihosting) => Some(c),
+                (Exit::Code(Some(_)), ExitMethod::PsciSystemOff) => {
+                    console_status(&run.lines).ok().flatten()
+                }
+                _ => None,
+            };
+            let mut problems = check_fault_image(name, &run.lines, status);
+            if let Exit::TimedOut(s) = run.exit {
+                problems.insert(0, format!("hung: killed after {s} s"));
+            }
+            if !problems.is_empty() {
+                show_tail(&run, &format!("[{}] ", m.name));
+            }
+            harness.push(TestResult {
+                name: format!("fault::{name}"),
+                status: if problems.is_empty() {
+                    Status::Ok
+                } else {
+                    Status::Failed(problems.join("; "))
+                },
             });
         }
         for t in &harness {

@@ -207,7 +207,10 @@ fn run_command(cmd: Command) {
             STOPPERS.set_watchdog(u64::from(ms) * 1_000_000);
             match ms {
                 0 => println!("watchdog: off"),
-                ms => println!("watchdog: a stop request still waiting after {ms} ms is reported"),
+                ms => println!(
+                    "watchdog: a stop request still waiting after {ms} ms is reported, then fails \
+                     (a CPU stuck in its callback is halted)"
+                ),
             }
         }
         Command::Reset => {
@@ -241,9 +244,7 @@ fn sleep(d: core::time::Duration) {
 }
 
 fn cpus() {
-    println!("cpu  state    MPIDR        EL  works  last request");
     for cpu in 0..cpu_count() {
-        let mpidr = crate::smp::seen_mpidr(cpu).or(crate::board::mpidr(cpu)).unwrap_or(0);
         let last = LAST_NS[cpu].load(Ordering::Relaxed);
         let mut last_text = console::LineBuf::<24>::new();
         let _ = match last {
@@ -251,14 +252,10 @@ fn cpus() {
             ns => fmt::write(&mut last_text, format_args!("{}", Ns(ns))),
         };
         println!(
-            "{:<4} {:<8} {:#010x}   {}  {:>5}  {}{}",
-            cpu,
-            hotplug::state(cpu),
-            mpidr,
-            crate::smp::boot_el(cpu),
-            STOPPERS.runs(cpu),
+            "{}, last request {}{}",
+            crate::smp::cpu_report(cpu),
             last_text.as_str(),
-            if cpu == 0 { "  (boot CPU, runs this console)" } else { "" }
+            if cpu == 0 { " (boot CPU, runs this console)" } else { "" }
         );
     }
 }
@@ -500,6 +497,11 @@ fn stats() {
         "stopper: park-with-works {} (a bug if not 0), stop_two_cpus back-offs {}, watchdog \
          reports {}, sleeps {}, wakes {}",
         s.park_with_works, s.in_progress_retries, s.watchdog_reports, s.sleeps, s.wakes
+    );
+    println!(
+        "watchdog: requests failed {}, CPUs halted {}, halts refused {}, callbacks recovered \
+         after a fault {}",
+        s.timed_out, s.halts, s.halt_refused, s.fault_recoveries
     );
     println!(
         "hotplug: cpu_down {}, cpu_up {}, bad transitions {} (a bug if not 0), late CPUs {}",

@@ -145,10 +145,24 @@ fn record(outcome: Outcome) {
 }
 
 /// Fault hook from [`crate::fault::fatal`]: fails the running test and restarts `cpu`.
-pub fn on_fault(cpu: usize, message: &str) -> ! {
+///
+/// A fault inside a stop request's callback (a failed assertion in a test's callback, on any
+/// CPU) first has the stopper finish that CPU's part of the request as if the callback had
+/// returned `-EFAULT` ([`armstop_stopper::Stoppers::recover_fault`]), so its requester gets an
+/// answer and no CPU is left waiting on memory the restart gives up. If that cannot be done
+/// (the request's other CPUs do not let go in time), returns `false`: the machine stops.
+pub fn on_fault(cpu: usize, message: &str) -> bool {
     let mut m = LineBuf::new();
     let _ = m.write_str(message.lines().next().unwrap_or(""));
     record(Outcome::Failed(m));
+    let stoppers = &crate::stop::STOPPERS;
+    if stoppers.in_callback() && !stoppers.recover_fault(EFAULT) {
+        crate::console::force_line(format_args!(
+            "cpu{cpu}: the stop request its callback faulted in could not be finished; \
+             stopping the machine"
+        ));
+        return false;
+    }
     if cpu == 0 {
         crate::arch::boot::restart_on(0, resume_harness)
     }
@@ -161,6 +175,9 @@ extern "C" fn resume_harness() -> ! {
     finish_current();
     run_from_current()
 }
+
+/// What a faulted callback returns to its requester (Linux's `-EFAULT`).
+pub const EFAULT: i32 = -14;
 
 /// Ends the running test as ignored, with the reason printed. Boot CPU only; never returns.
 pub fn ignore(reason: core::fmt::Arguments<'_>) -> ! {

@@ -4,15 +4,36 @@
 //! path and their handlers run on the per-CPU exception stack (`SP_EL1`). An exception taken
 //! while already on `SP_EL1` (the "current EL with SPx" group) means a handler faulted or the
 //! exception stack overflowed; those vectors switch to the per-CPU emergency stack before
-//! saving anything and only report. Exceptions from lower ELs cannot happen (nothing runs at
-//! EL0) and are reported as such.
+//! saving anything and only report — with one exception, the IRQ: a stop request's callback may
+//! run inside an IRQ handler (a stopper kick) with IRQs unmasked so that the halt SGI alone
+//! reaches it (`stop::Firmware::run_callback`), so an IRQ on `SP_EL1` is taken on the stack in
+//! use, as a normal IRQ ([`Vector::Irq`]). Exceptions from lower ELs cannot happen (nothing runs
+//! at EL0) and are reported as such.
+//!
+//! Invariant: while a handler runs, [`interrupted`] gives the innermost exception's ELR and
+//! frame pointer on this CPU (what the fault path and the halt SGI report as "where it was").
 //!
 //! This layer knows nothing of what handles an exception: each vector calls the handler its
 //! owner registered ([`set_handler`]): the GIC driver the IRQ, the fault service the others.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use armstop_sync::FnSlot;
 
+use crate::board::NR_CPUS;
 use crate::mm::{EMERGENCY_TOP, STACK_SLOT};
+
+/// Per CPU: the frame of the exception being handled, innermost first (0: none).
+static INTERRUPTED: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(0) }; NR_CPUS];
+
+/// Where the exception this CPU handles now was taken: its ELR and the interrupted code's
+/// frame pointer (x29). `None` outside exception handlers.
+pub fn interrupted() -> Option<(u64, u64)> {
+    let f = INTERRUPTED.get(crate::cpu::id())?.load(Ordering::Relaxed) as *const Frame;
+    // SAFETY: a non-zero entry is the frame `exception_entry` is handling on this CPU, which
+    // lives on this CPU's stack until that handler returns (and this CPU is running it now).
+    (!f.is_null()).then(|| unsafe { ((*f).elr, (*f).x[29]) })
+}
 
 /// Registers saved on exception entry.
 #[repr(C)]
@@ -101,10 +122,14 @@ armstop_vectors:
     b       armstop_vec_fiq
 .balign 0x80
     b       armstop_vec_serror
-.rept 4
 .balign 0x80
     b       armstop_vec_nested
-.endr
+.balign 0x80
+    b       armstop_vec_irq_spx
+.balign 0x80
+    b       armstop_vec_nested
+.balign 0x80
+    b       armstop_vec_nested
 .rept 8
 .balign 0x80
     b       armstop_vec_lower
@@ -119,6 +144,8 @@ armstop_vec_fiq:
     ARMSTOP_SAVE_AND_CALL 2
 armstop_vec_serror:
     ARMSTOP_SAVE_AND_CALL 3
+armstop_vec_irq_spx:
+    ARMSTOP_SAVE_AND_CALL 1
 armstop_vec_nested:
     ARMSTOP_EMERGENCY
     ARMSTOP_SAVE_AND_CALL 4
@@ -177,8 +204,15 @@ extern "C" fn exception_entry(frame: &mut Frame, vector: u64) {
         4 => Vector::Nested,
         _ => Vector::Lower,
     };
+    let slot = INTERRUPTED.get(crate::cpu::id());
+    let outer = slot.map(|s| s.swap(frame as *mut Frame as usize, Ordering::Relaxed));
     match HANDLERS[v as usize].get() {
-        Some(handler) => handler(frame, v),
+        Some(handler) => {
+            handler(frame, v);
+            if let (Some(s), Some(o)) = (slot, outer) {
+                s.store(o, Ordering::Relaxed);
+            }
+        }
         // Nothing to report with before the fault service registered: stop this CPU here,
         // where a debugger finds it (ELR and ESR are intact).
         None => loop {

@@ -109,6 +109,9 @@ pub static HOTPLUG: Hotplug<'static, Firmware, Psci, NR_CPUS> = Hotplug::new(&ST
 #[track_caller]
 pub fn cpu_down(cpu: usize) -> Result<DownTimes, DownError<PsciError>> {
     let r = HOTPLUG.cpu_down(cpu);
+    if let (Ok(t), Some(l)) = (&r, LAST_NS.get(cpu)) {
+        l.store(t.stop_ns + t.dead_ns + t.off_ns, Ordering::Relaxed);
+    }
     if let Err(
         e @ (DownError::NoDeadReport { .. } | DownError::NotOff { .. } | DownError::Power(_)),
     ) = r
@@ -121,10 +124,21 @@ pub fn cpu_down(cpu: usize) -> Result<DownTimes, DownError<PsciError>> {
 /// Brings `cpu` up (see the module docs).
 pub fn cpu_up(cpu: usize) -> Result<UpTimes, UpError<PsciError>> {
     let r = HOTPLUG.cpu_up(cpu);
+    if let (Ok(t), Some(l)) = (&r, LAST_NS.get(cpu)) {
+        l.store(t.total_ns(), Ordering::Relaxed);
+    }
     if let Err(e @ (UpError::Power(_) | UpError::Timeout { .. })) = r {
         log::error!("cpu_up({cpu}): {e}");
     }
     r
+}
+
+/// How long each CPU's last successful `cpu_up`/`cpu_down` took, in ns (0: none yet).
+static LAST_NS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+
+/// How long `cpu`'s last successful [`cpu_up`] or [`cpu_down`] took, if it had one.
+pub fn last_latency_ns(cpu: usize) -> Option<u64> {
+    LAST_NS.get(cpu).map(|l| l.load(Ordering::Relaxed)).filter(|&n| n != 0)
 }
 
 /// The state of `cpu`.

@@ -91,7 +91,11 @@ pub extern "C" fn armstop_primary_entry(boot_el: u64, dtb: u64) -> ! {
         Ok(v) => log::info!("GIC: {v:?}"),
         Err(e) => crate::fault::fatal(format_args!("GIC: {e}")),
     }
-    if let Err(e) = crate::ipi::init().and_then(|()| crate::stop::init()) {
+    crate::fault::set_alive_source(online_mask);
+    if let Err(e) = crate::ipi::init()
+        .and_then(|()| crate::stop::init())
+        .and_then(|()| crate::fault::init_halt())
+    {
         crate::fault::fatal(format_args!("GIC: registering the SGI handlers: {e}"));
     }
     // The activity LED (boards with one): its pin is set up before the other CPUs run.
@@ -326,5 +330,66 @@ fn idle_loop() -> ! {
         // The pending IRQ (if that is what ended the wait) is taken here.
         crate::cpu::unmask_irqs();
         drop(guard);
+    }
+}
+
+/// One CPU as the operator console's `cpus` command shows it ([`cpu_report`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CpuReport {
+    /// Logical id.
+    pub cpu: usize,
+    /// Hotplug state: `FAILED` for a core that did not start or stop as asked, `HALTED` for
+    /// one a stopper watchdog halted inside a callback that never returned.
+    pub state: CpuState,
+    /// The MPIDR it read from its own register when it last came up (the board's value if it
+    /// never did).
+    pub mpidr: Option<u64>,
+    /// Whether `mpidr` is the CPU's own reading (`false`: the board's table).
+    pub mpidr_seen: bool,
+    /// The EL it was entered at (0: never ran).
+    pub boot_el: u8,
+    /// Stopper works it has run.
+    pub works: u64,
+    /// How long its last successful `cpu_up`/`cpu_down` took.
+    pub last_latency_ns: Option<u64>,
+    /// For a halted CPU: where the halt found it (its ELR).
+    pub halted_at: Option<u64>,
+}
+
+/// What is known about `cpu` now, for the console's `cpus` (one line each, see the Display).
+pub fn cpu_report(cpu: usize) -> CpuReport {
+    let seen = seen_mpidr(cpu);
+    CpuReport {
+        cpu,
+        state: state(cpu),
+        mpidr: seen.or_else(|| crate::board::mpidr(cpu)),
+        mpidr_seen: seen.is_some(),
+        boot_el: boot_el(cpu),
+        works: if cpu < NR_CPUS { crate::stop::STOPPERS.runs(cpu) } else { 0 },
+        last_latency_ns: crate::hotplug::last_latency_ns(cpu),
+        halted_at: crate::fault::stopped(cpu).map(|(_, elr, _)| elr),
+    }
+}
+
+impl core::fmt::Display for CpuReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "cpu{:<3} {:<7}", self.cpu, self.state.name())?;
+        match self.mpidr {
+            Some(m) => write!(f, " MPIDR {m:#x}{}", if self.mpidr_seen { "" } else { " (board)" })?,
+            None => write!(f, " MPIDR ?")?,
+        }
+        match self.boot_el {
+            0 => write!(f, " EL-")?,
+            el => write!(f, " EL{el}")?,
+        }
+        write!(f, " works {}", self.works)?;
+        match self.last_latency_ns {
+            Some(ns) => write!(f, " last hotplug {} us", ns / 1000)?,
+            None => write!(f, " last hotplug -")?,
+        }
+        if let Some(elr) = self.halted_at {
+            write!(f, " halted at ELR={elr:#x}")?;
+        }
+        Ok(())
     }
 }

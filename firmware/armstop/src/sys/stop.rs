@@ -15,6 +15,18 @@
 //! physical timer, whose PPI is enabled on the sleeping CPU but never taken: the sleeper turns
 //! the timer off again before it unmasks IRQs. The kick handler ends its SGI before it runs
 //! works, so a participant sleeping inside it is not held off by the running priority.
+//!
+//! A request's callback runs with IRQs *unmasked* behind the GIC priority mask
+//! [`gic::URGENT_ONLY`], which only the halt SGI ([`crate::fault::SGI_HALT`], the urgent one)
+//! passes: every ordinary interrupt stays pending as if IRQs were masked, but a requester whose
+//! watchdog ran out can halt a CPU whose callback never returns (Linux's pseudo-NMI idea,
+//! applied only around callbacks). This works on every GIC the boards have: QEMU's GICv2 and
+//! GICv3, and the Pi's GIC-400 (the priority mask is a non-secure register; with Security
+//! Extensions the non-secure view of priorities and mask is shifted alike). A CPU spinning with
+//! IRQs masked *outside* a callback (in the stopper's own code, an IRQ handler, a lock) cannot be
+//! reached: that is the limit of the watchdog's recovery ([`armstop_stopper::Platform::halt`]).
+//! A sleep inside a callback opens the mask for its `wfi` (IRQs are masked by then), so the
+//! wake SGI and the timer still end it.
 
 use core::fmt;
 
@@ -93,7 +105,16 @@ impl Platform for Firmware {
             CNTP_CVAL_EL0.set(at.ticks());
             CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
         }
+        // Inside a callback, the mask would keep the wake SGI and the timer from ending the
+        // `wfi`; IRQs are masked here, so opening it lets nothing be taken.
+        let pmr = gic::priority_mask();
+        if pmr != gic::ALL_PRIORITIES {
+            gic::set_priority_mask(gic::ALL_PRIORITIES);
+        }
         crate::cpu::wait_for_interrupt();
+        if pmr != gic::ALL_PRIORITIES {
+            gic::set_priority_mask(pmr);
+        }
         if timed {
             // Off before IRQs are unmasked again, so the timer's PPI is never taken.
             CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
@@ -103,6 +124,24 @@ impl Platform for Firmware {
 
     fn now_ns(&self) -> u64 {
         crate::time::Instant::now().since_boot().as_nanos() as u64
+    }
+
+    fn run_callback(&self, f: &mut dyn FnMut() -> i32) -> i32 {
+        let pmr = gic::priority_mask();
+        gic::set_priority_mask(gic::URGENT_ONLY);
+        // SAFETY: unmasks IRQs with the priority mask raised first (and complete, see
+        // `set_priority_mask`), so the halt SGI is the only interrupt that can be taken; its
+        // handler never returns into the callback.
+        unsafe { core::arch::asm!("msr daifclr, #2", options(nostack, preserves_flags)) };
+        let ret = f();
+        // SAFETY: masks IRQs again before the ordinary priorities are let through.
+        unsafe { core::arch::asm!("msr daifset, #2", options(nostack, preserves_flags)) };
+        gic::set_priority_mask(pmr);
+        ret
+    }
+
+    fn halt(&self, cpu: usize) -> bool {
+        crate::fault::halt_cpu(cpu, crate::fault::HALT_ACK_NS)
     }
 
     fn report(&self, args: fmt::Arguments<'_>) {
@@ -130,6 +169,12 @@ fn on_sleep_timer() {
 /// be merged into this one. Once, at boot, after the GIC is up.
 pub fn init() -> Result<(), gic::GicError> {
     gic::set_sgi_handler(SGI_STOPPER, on_kick, gic::SgiEnd::First)
+}
+
+/// Whether ordinary interrupts are kept off this CPU: IRQs masked, or (inside a request's
+/// callback) the priority mask raised so that only the halt SGI passes.
+pub fn ordinary_irqs_masked() -> bool {
+    crate::cpu::irqs_masked() || gic::priority_mask() <= gic::URGENT_ONLY
 }
 
 /// Runs this CPU's pending works; the kick's handler, and called by the idle loop.

@@ -27,6 +27,10 @@ pub struct HostPlatform {
     tasks: [Mutex<VecDeque<Task>>; N],
     start: Instant,
     pub reports: Mutex<Vec<String>>,
+    /// Whether `halt` may halt CPUs (a test turns it off to model a platform without an NMI).
+    pub can_halt: AtomicBool,
+    halt_requested: [AtomicBool; N],
+    halted: [AtomicBool; N],
 }
 
 impl Platform for HostPlatform {
@@ -40,9 +44,33 @@ impl Platform for HostPlatform {
         0
     }
     fn irq_restore(&self, _: usize) {}
+    // A relax is where a halt reaches a host "CPU" (the target's halt SGI reaches it at any
+    // instruction of a callback; a stuck host callback relaxes in its loop): it acknowledges
+    // and blocks for good, never returning into the callback.
     fn relax(&self) {
+        let me = self.cpu_id();
+        if me < N && self.halt_requested[me].load(Ordering::SeqCst) {
+            self.halted[me].store(true, Ordering::SeqCst);
+            loop {
+                thread::park();
+            }
+        }
         std::hint::spin_loop();
         thread::yield_now();
+    }
+    fn halt(&self, cpu: usize) -> bool {
+        if !self.can_halt.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.halt_requested[cpu].store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.halted[cpu].load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                panic!("cpu{cpu} did not reach a halt point");
+            }
+            thread::yield_now();
+        }
+        true
     }
     fn wake(&self, cpus: CpuSet) {
         let threads = self.threads.get().expect("machine started");
@@ -94,6 +122,9 @@ impl Machine {
                 tasks: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
                 start: Instant::now(),
                 reports: Mutex::new(Vec::new()),
+                can_halt: AtomicBool::new(true),
+                halt_requested: std::array::from_fn(|_| AtomicBool::new(false)),
+                halted: std::array::from_fn(|_| AtomicBool::new(false)),
             })));
         for cpu in 0..N {
             s.stop_machine_unpark(cpu);
@@ -156,8 +187,11 @@ impl Drop for Machine {
         for t in self.s.platform().threads.get().unwrap() {
             t.unpark();
         }
-        for h in self.handles.drain(..) {
-            let _ = h.join();
+        // A halted CPU's thread blocks for good: left behind, as the CPU is.
+        for (cpu, h) in self.handles.drain(..).enumerate() {
+            if !self.s.platform().halted[cpu].load(Ordering::SeqCst) {
+                let _ = h.join();
+            }
         }
     }
 }

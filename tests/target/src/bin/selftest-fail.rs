@@ -43,6 +43,49 @@ mod selftest {
         black_box(v);
     }
 
+    /// The CPU that fails: cpu1, whose callback is a stopper work (IRQ or idle context).
+    fn fail_on_cpu1() -> i32 {
+        if armstop::cpu::id() == 1 {
+            assert_eq!(black_box(2), 3, "assertion in a stopper callback on cpu1");
+        }
+        0
+    }
+
+    #[target_test]
+    fn assert_fails_in_a_stopper_callback_on_secondary() {
+        // Once a hang: the boot CPU waited forever for a work the fault path abandoned. Now the
+        // stopper finishes cpu1's part with -EFAULT and the harness reports cpu1's message.
+        let r = armstop::stop::STOPPERS.stop_one_cpu(1, fail_on_cpu1);
+        assert_eq!(r, Ok(-14), "the requester sees -EFAULT");
+    }
+
+    #[target_test]
+    fn assert_fails_in_a_stop_machine_callback_on_secondary() {
+        let all = armstop::stop::CpuSet::first_n(armstop::board::cpu_count());
+        let r = armstop::stop::STOPPERS.stop_machine(fail_on_cpu1, Some(all));
+        assert_eq!(r, Ok(-14), "the requester sees -EFAULT");
+    }
+
+    /// After the failures above, every CPU still serves every kind of request.
+    #[target_test]
+    fn machine_is_sane_after_failed_callbacks() {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        armstop::testing::require_all_cpus();
+        let n = armstop::board::cpu_count();
+        let s = &armstop::stop::STOPPERS;
+        let count = || {
+            RAN.fetch_add(1, Ordering::SeqCst);
+            0
+        };
+        assert_eq!(s.stop_machine(count, Some(armstop::stop::CpuSet::first_n(n))), Ok(0));
+        assert_eq!(RAN.load(Ordering::SeqCst), n);
+        for cpu in 0..n {
+            assert_eq!(s.stop_one_cpu(cpu, || armstop::cpu::id() as i32), Ok(cpu as i32));
+        }
+        assert!(s.halted().is_empty(), "a CPU was halted");
+    }
+
     #[inline(never)]
     #[allow(unconditional_recursion, reason = "overflowing the stack is the point")]
     fn recurse(n: u64) -> u64 {

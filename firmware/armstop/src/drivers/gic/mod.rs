@@ -56,8 +56,21 @@ mod bank {
     }
 }
 
-/// The priority armstop gives every interrupt it enables (all equal: none preempts another).
+/// The priority armstop gives every interrupt it enables (all equal: none preempts another),
+/// but the urgent SGI ([`set_urgent_sgi`]).
 const DEFAULT_PRIORITY: u8 = 0xa0;
+/// The urgent SGI's priority: above every other, and above [`URGENT_ONLY`].
+const URGENT_PRIORITY: u8 = 0x20;
+/// A priority mask ([`set_priority_mask`]) that lets the urgent SGI through and nothing else
+/// (an interrupt is signalled only if its priority value is below the mask). On a GIC with
+/// Security Extensions (a real GIC-400 under TF-A), the non-secure view of both values is
+/// shifted alike, so the order holds there too.
+pub const URGENT_ONLY: u8 = 0x80;
+/// The priority mask that lets every interrupt through ([`init_cpu`]'s).
+pub const ALL_PRIORITIES: u8 = 0xff;
+
+/// The SGI [`set_urgent_sgi`] made urgent (`NONE`: none).
+static URGENT_SGI: AtomicU32 = AtomicU32::new(u32::MAX);
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -207,12 +220,56 @@ pub fn version() -> Version {
 /// disabled, see [`enable_ppi`]), unmasks all priorities.
 pub fn init_cpu() -> Result<(), GicError> {
     match driver() {
-        Driver::V2(g) => {
-            g.init_cpu();
-            Ok(())
-        }
-        Driver::V3(g) => g.init_cpu(),
+        Driver::V2(g) => g.init_cpu(),
+        Driver::V3(g) => g.init_cpu()?,
     }
+    apply_urgent_priority();
+    Ok(())
+}
+
+/// Makes SGI `sgi` the urgent one: the highest priority, the only one that passes
+/// [`URGENT_ONLY`] (the halt SGI: it must reach a CPU that runs a stop request's callback with
+/// everything else masked). On this CPU now, on the others when they run [`init_cpu`]; call it
+/// before the secondaries start.
+pub fn set_urgent_sgi(sgi: u8) -> Result<(), GicError> {
+    if usize::from(sgi) >= SGI_COUNT {
+        return Err(GicError::BadTarget);
+    }
+    URGENT_SGI.store(u32::from(sgi), Ordering::Relaxed);
+    apply_urgent_priority();
+    Ok(())
+}
+
+fn apply_urgent_priority() {
+    let sgi = URGENT_SGI.load(Ordering::Relaxed);
+    if sgi == NONE {
+        return;
+    }
+    match driver() {
+        Driver::V2(g) => g.set_sgi_priority(sgi as u8, URGENT_PRIORITY),
+        Driver::V3(g) => g.set_sgi_priority(sgi as u8, URGENT_PRIORITY),
+    }
+}
+
+/// This CPU's priority mask (GICC_PMR / ICC_PMR_EL1).
+pub fn priority_mask() -> u8 {
+    match driver() {
+        Driver::V2(g) => g.priority_mask(),
+        Driver::V3(g) => g.priority_mask(),
+    }
+}
+
+/// Sets this CPU's priority mask; once this returns, no interrupt it masks is signalled.
+pub fn set_priority_mask(pmr: u8) {
+    match driver() {
+        Driver::V2(g) => g.set_priority_mask(pmr),
+        Driver::V3(g) => g.set_priority_mask(pmr),
+    }
+}
+
+/// Whether the GIC is up (for the fault path, which may run before it is).
+pub fn is_ready() -> bool {
+    GIC.get().is_some()
 }
 
 /// Sends SGI `sgi` (0..16). Memory writes made before the call are visible to the targets

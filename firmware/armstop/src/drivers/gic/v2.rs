@@ -248,6 +248,23 @@ impl GicV2 {
         let _ = r.get();
     }
 
+    /// Sets SGI `sgi`'s priority on this CPU (banked `GICD_IPRIORITYR0..3`).
+    pub fn set_sgi_priority(&self, sgi: u8, priority: u8) {
+        bank::write_byte(&self.gicd.ipriorityr, u32::from(sgi), priority);
+    }
+
+    /// GICC_PMR.
+    pub fn priority_mask(&self) -> u8 {
+        self.gicc.pmr.get() as u8
+    }
+
+    /// Writes GICC_PMR and reads it back: a device write may still be in flight when the
+    /// caller unmasks IRQs, and the read completes only after it.
+    pub fn set_priority_mask(&self, pmr: u8) {
+        self.gicc.pmr.set(u32::from(pmr));
+        let _ = self.gicc.pmr.get();
+    }
+
     /// Stops this CPU's interface from signalling interrupts (before it powers off).
     pub fn disable_cpu(&self) {
         self.gicc.ctlr.set(0);

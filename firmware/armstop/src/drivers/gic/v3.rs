@@ -355,6 +355,23 @@ impl GicV3 {
         sgi.isenabler0.get() & (1 << intid) != 0
     }
 
+    /// Sets SGI `sgi`'s priority on this CPU (its redistributor's `GICR_IPRIORITYR0..3`).
+    pub fn set_sgi_priority(&self, sgi: u8, priority: u8) {
+        let (_, frame) = self.frames();
+        bank::write_byte(&frame.ipriorityr, u32::from(sgi), priority);
+    }
+
+    /// ICC_PMR_EL1.
+    pub fn priority_mask(&self) -> u8 {
+        sysreg_read!("s3_0_c4_c6_0") as u8
+    }
+
+    /// Writes ICC_PMR_EL1 (self-synchronising for the interrupts it masks).
+    pub fn set_priority_mask(&self, pmr: u8) {
+        sysreg_write!("s3_0_c4_c6_0", u64::from(pmr));
+        isb();
+    }
+
     /// Stops this CPU's interface from signalling interrupts and lets its redistributor sleep
     /// (before it powers off); `init_cpu` wakes it again.
     pub fn disable_cpu(&self) {

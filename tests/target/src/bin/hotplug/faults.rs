@@ -27,6 +27,9 @@ fn a_core_that_never_reports_in_is_failed_then_recovered() {
     hotplug::inject(cpu, Fault::StallBoot);
     assert_eq!(hotplug::cpu_up(cpu), Err(UpError::Timeout { waited_ms: 300 }));
     assert_eq!(hotplug::state(cpu), CpuState::Failed);
+    // What the console's `cpus` prints for it.
+    let line = crate::text(smp::cpu_report(cpu));
+    assert!(line.as_str().contains("FAILED"), "cpus line: {}", line.as_str());
     assert!(!STOPPERS.is_enabled(cpu), "a core that never reported in has no stopper");
     assert_eq!(STOPPERS.stop_one_cpu(cpu, || 0), Err(StopError::NoEnt));
     assert_eq!(hotplug::cpu_down(cpu), Err(DownError::Failed));
@@ -55,6 +58,8 @@ fn a_core_that_never_powers_off_is_failed_then_recovered() {
     hotplug::inject(cpu, Fault::StallOff);
     assert_eq!(hotplug::cpu_down(cpu), Err(DownError::NotOff { waited_ms: 300 }));
     assert_eq!(hotplug::state(cpu), CpuState::Failed);
+    let line = crate::text(smp::cpu_report(cpu));
+    assert!(line.as_str().contains("FAILED"), "cpus line: {}", line.as_str());
     assert!(
         !STOPPERS.is_enabled(cpu) && STOPPERS.is_parked(cpu),
         "flushed and parked before it stalled"

@@ -104,11 +104,14 @@ fn a_sleeping_requester_wakes_at_its_watchdog_deadline() {
     let mut running = armstop::console::LineBuf::<32>::new();
     let _ = write!(running, "cpu{slow}: running ");
     STOPPERS.set_spin_ns(0);
+    // A slow callback that ends by itself: reported, not failed.
+    STOPPERS.set_watchdog_fails(false);
     STOPPERS.set_watchdog(20_000_000);
     let reports = STOPPERS.stats().watchdog_reports;
     armstop::console::capture_start();
     let r = STOPPERS.stop_one_cpu(slow, SLOW_F);
     STOPPERS.set_watchdog(armstop::stop::WATCHDOG_NS);
+    STOPPERS.set_watchdog_fails(true);
     STOPPERS.set_spin_ns(DEFAULT_SPIN_NS);
     assert_eq!(r, Ok(7));
     armstop::console::capture_finish(|text, _| {

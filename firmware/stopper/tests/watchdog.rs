@@ -1,0 +1,174 @@
+//! The watchdog that fails a request: every way a request can get stuck, on a host machine of
+//! 4 std-thread CPUs whose platform halts a "CPU" at its next relax (where a stuck callback
+//! spins), as the target's halt SGI reaches it at any instruction of a callback.
+
+#![cfg(not(loom))]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use armstop_stopper::{CpuSet, NowaitWork, Platform, StopError};
+use common::{HostPlatform, Machine, N};
+
+const LIMIT_NS: u64 = 20_000_000;
+
+/// A callback that never returns: it spins where the platform can halt it.
+fn stuck(p: &HostPlatform) -> i32 {
+    loop {
+        p.relax();
+    }
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn stuck_callback_in_stop_one_cpu_times_out_and_its_cpu_is_halted() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    let r = m.on(0, move || s.stop_one_cpu(3, || stuck(s.platform())));
+    assert_eq!(r, Err(StopError::TimedOut));
+    assert!(s.is_halted(3) && !s.is_enabled(3));
+    assert_eq!(s.halted(), CpuSet::single(3));
+    let st = s.stats();
+    assert_eq!((st.timed_out, st.halts, st.halt_refused), (1, 1, 0));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("cpu3: running"), "{reports}");
+    assert!(reports.contains("cpu3: halted inside"), "{reports}");
+    assert!(reports.contains("watchdog.rs"), "caller location missing: {reports}");
+    // Excluded from later requests; the others still serve them.
+    assert_eq!(m.on(0, move || s.stop_one_cpu(3, || 0)), Err(StopError::NoEnt));
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    let r = m.on(1, move || {
+        s.stop_machine(
+            || {
+                RAN.fetch_add(1, Ordering::SeqCst);
+                7
+            },
+            Some(CpuSet::first_n(N)),
+        )
+    });
+    assert_eq!(r, Ok(7));
+    assert_eq!(RAN.load(Ordering::SeqCst), 3, "cpus 0-2 ran it, the halted cpu3 did not");
+}
+
+#[test]
+fn work_not_yet_started_is_unlinked_and_never_runs() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    static BUSY: fn() -> i32 = || {
+        while !RELEASE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        0
+    };
+    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    static LATE_RAN: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    assert!(m.on(0, move || s.stop_one_cpu_nowait(2, &WORK)));
+    wait_for("cpu2 busy", || s.running(2).is_some());
+    let r = m.on(0, move || {
+        s.stop_one_cpu(2, || {
+            LATE_RAN.store(true, Ordering::SeqCst);
+            0
+        })
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    assert!(m.reports().join("\n").contains("cpu2: work not started; unlinked"));
+    // cpu2 was in someone else's callback, not ours: it is not halted.
+    assert!(!s.is_halted(2));
+    RELEASE.store(true, Ordering::SeqCst);
+    wait_for("the busy work to end", || !WORK.is_pending());
+    assert_eq!(m.on(0, move || s.stop_one_cpu(2, || 5)), Ok(5));
+    assert!(!LATE_RAN.load(Ordering::SeqCst), "an unlinked work ran");
+}
+
+#[test]
+fn stop_machine_with_a_stuck_participant_fails_and_the_others_go_on() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    let r = m.on(0, move || {
+        s.stop_machine(
+            || if s.platform().cpu_id() == 2 { stuck(s.platform()) } else { 0 },
+            Some(CpuSet::first_n(N)),
+        )
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    assert_eq!(s.halted(), CpuSet::single(2));
+    assert_eq!(s.enabled_mask(), CpuSet::from_iter([0, 1, 3]));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("multi-CPU stop (RUN)"), "{reports}");
+    assert!(reports.contains("cpu2: halted inside"), "{reports}");
+    assert_eq!(m.on(3, move || s.stop_machine(|| 4, None)), Ok(4));
+    assert_eq!(m.on(1, move || s.stop_two_cpus(0, 3, || 6)), Ok(6));
+}
+
+#[test]
+fn stop_machine_whose_participant_never_arrives_fails() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    static BUSY: fn() -> i32 = || {
+        while !RELEASE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        0
+    };
+    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    static RAN: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    assert!(m.on(0, move || s.stop_one_cpu_nowait(3, &WORK)));
+    wait_for("cpu3 busy", || s.running(3).is_some());
+    let r = m.on(0, move || {
+        s.stop_machine(
+            || {
+                RAN.store(true, Ordering::SeqCst);
+                0
+            },
+            None,
+        )
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("multi-CPU stop (PREPARE)"), "{reports}");
+    assert!(reports.contains("cpu3: work not started; unlinked"), "{reports}");
+    assert!(!RAN.load(Ordering::SeqCst), "the callback ran in an aborted stop_machine");
+    assert!(s.halted().is_empty());
+    RELEASE.store(true, Ordering::SeqCst);
+    wait_for("the busy work to end", || !WORK.is_pending());
+    assert_eq!(m.on(1, move || s.stop_machine(|| 3, None)), Ok(3));
+}
+
+#[test]
+fn a_cpu_that_cannot_be_halted_is_waited_for_with_reports() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.platform().can_halt.store(false, Ordering::SeqCst);
+    s.set_watchdog(LIMIT_NS);
+    let r = m.spawn_on(0, move || {
+        s.stop_one_cpu(1, || {
+            while !RELEASE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    wait_for("a refused halt", || s.stats().halt_refused >= 2);
+    assert!(r.try_recv().is_err(), "returned while its callback still ran");
+    RELEASE.store(true, Ordering::SeqCst);
+    assert_eq!(r.recv_timeout(Duration::from_secs(20)).unwrap(), Err(StopError::TimedOut));
+    assert!(s.halted().is_empty() && s.is_enabled(1));
+    assert!(m.reports().join("\n").contains("cpu1: stuck inside"));
+    assert_eq!(m.on(0, move || s.stop_one_cpu(1, || 2)), Ok(2));
+}
