@@ -5,9 +5,10 @@
       The host pass's survivors in the code the loom models cover, one anchored regex each, for
       the loom pass's `--re`; less those FILE already accepts (each was run through the models
       when it was reviewed, and a loom build per mutant is slow).
-  mutants-check.py report HOST [LOOM] --allow FILE
-      Each mutant's outcome over both passes (caught by either counts as caught), counts per
-      crate, and every survivor. Exits 1 if a survivor is not in FILE, or if FILE lets one
+  mutants-check.py report HOST [LATER...] --allow FILE
+      Each mutant's outcome over the passes (caught by any counts as caught; HOST, the full host
+      pass, names the mutants, and each LATER run, such as the loom pass, can only catch more),
+      counts per crate, and every survivor. Exits 1 if a survivor is not in FILE, or if FILE lets one
       through in the code the issue names (the stopper's and hotplug's queueing, parking,
       locking and state machine) for any reason but `equivalent`.
 
@@ -106,14 +107,15 @@ def load_allow(path):
     return allow, errors
 
 
-def report(host, loom, allow_path):
+def report(host, later, allow_path):
     packages, outcome = load(host)
     unfinished = [n for n in packages if n not in outcome]
-    if loom:
-        _, loom_outcome = load(loom)
-        for n, o in loom_outcome.items():
+    for d in later:
+        _, later_outcome = load(d)
+        where = "loom" if "loom" in Path(d).name else "rerun"
+        for n, o in later_outcome.items():
             if outcome.get(n) == "missed" and o in ("caught", "timeout"):
-                outcome[n] = "caught by loom" if o == "caught" else "timeout in loom"
+                outcome[n] = f"caught by {where}" if o == "caught" else f"timeout in {where}"
     allow, errors = load_allow(allow_path)
     counts = {}
     for n, pkg in packages.items():
@@ -121,6 +123,8 @@ def report(host, loom, allow_path):
         c = counts.setdefault(pkg, {})
         c[o] = c.get(o, 0) + 1
     cols = ["caught", "caught by loom", "timeout", "timeout in loom", "unviable", "missed"]
+    if any(o.endswith("rerun") for o in outcome.values()):
+        cols[1:1] = ["caught by rerun", "timeout in rerun"]
     print("| crate | mutants | " + " | ".join(cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for pkg in sorted(counts):
@@ -166,8 +170,8 @@ def main(argv):
     if argv and argv[0] == "report" and "--allow" in argv:
         i = argv.index("--allow")
         allow_path, rest = argv[i + 1], argv[1:i] + argv[i + 2 :]
-        if 1 <= len(rest) <= 2:
-            return report(rest[0], rest[1] if len(rest) == 2 else None, allow_path)
+        if rest:
+            return report(rest[0], rest[1:], allow_path)
     print(__doc__, file=sys.stderr)
     return 2
 
