@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use armstop_hotplug::{
-    CpuState, DownError, DownTimes, Timeouts, UpError, UpTimes, transition_allowed,
+    CpuState, DownError, DownTimes, Step, Timeouts, UpError, UpTimes, transition_allowed,
 };
 use armstop_stopper::{CpuSet, NowaitWork, SPIN_ONLY, StopError};
 use common::{Machine, N, PsciError, me};
@@ -241,6 +241,42 @@ fn a_cpu_that_never_powers_off_is_failed_after_the_affinity_timeout() {
     }
     m.on(0, move || hp.cpu_up(1)).unwrap();
     assert_eq!(hp.stats().bad_transitions, 0);
+}
+
+/// The stopper loop's step: nothing to do on a CPU whose stopper was not asked to park; flushed
+/// and parked, but not dying, after a bare `stop_machine_park`.
+#[test]
+fn dying_step_runs_on_parks_or_powers_off_as_asked() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    assert_eq!(m.on(1, move || hp.dying_step()), Step::Run);
+    let step = m.on(2, move || {
+        s.stop_machine_park(2);
+        hp.dying_step()
+    });
+    assert_eq!(step, Step::Parked);
+    assert!(s.is_parked(2) && !s.is_enabled(2));
+    assert_eq!(hp.state(2), CpuState::Online, "a bare park is not a death");
+    s.stop_machine_unpark(2);
+    assert_eq!(m.on(1, move || s.stop_one_cpu(2, || me() as i32)), Ok(2));
+    assert_eq!(hp.stats().bad_transitions, 0);
+}
+
+/// `take_cpu_down` on a CPU that is no longer online refuses, with Linux's -EBUSY.
+#[test]
+fn take_cpu_down_of_a_cpu_not_online_is_ebusy() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    let r = m.on(1, move || s.stop_one_cpu(2, || hp.take_cpu_down(2) * 100 + hp.take_cpu_down(2)));
+    assert_eq!(r, Ok(-16), "the first takes cpu2 down (0), the second is refused (-EBUSY)");
+    assert_eq!(hp.stats().bad_transitions, 1, "the refused transition is reported");
+    // cpu2 flushes, parks and turns off as if cpu_down had asked; then it can come back.
+    while m.powered(2) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(hp.state(2), CpuState::Dead);
+    hp.transition(2, CpuState::Dead, CpuState::Off).unwrap();
+    m.on(0, move || hp.cpu_up(2)).unwrap();
 }
 
 #[test]
