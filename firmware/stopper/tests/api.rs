@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use armstop_stopper::{CpuSet, NowaitWork, Platform, StopError};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, SPIN_ONLY, StopError};
 use common::{Machine, N};
 
 fn me(m: &Machine) -> usize {
@@ -388,6 +388,92 @@ fn watchdog_names_what_a_late_participant_runs() {
     assert!(reports.contains("cpu3: running"), "{reports}");
     assert!(reports.contains("slow_callback <- "), "{reports}");
     assert!(reports.contains("api.rs"), "caller location missing: {reports}");
+}
+
+/// With spin-only waits nothing sleeps, so nothing may be woken either: a wake sent to a CPU
+/// that is not asleep on that channel is a spurious SGI (it ends the CPU's next sleep early).
+#[test]
+fn spin_only_waits_neither_sleep_nor_wake() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_spin_ns(SPIN_ONLY);
+    let all = CpuSet::first_n(N);
+    let r = m.on(0, move || {
+        [
+            s.stop_one_cpu(1, || 1),
+            s.stop_two_cpus(1, 2, || 2),
+            s.stop_cpus(all, || 3),
+            s.try_stop_cpus(all, || 4),
+            s.stop_machine(|| 5, None),
+        ]
+    });
+    assert_eq!(r, [Ok(1), Ok(2), Ok(3), Ok(4), Ok(5)]);
+    let st = s.stats();
+    assert_eq!((st.sleeps, st.wakes), (0, 0), "{st:?}");
+}
+
+/// A `stop_cpus` that waits for the mutex a `try_stop_cpus` holds sleeps on that mutex, and the
+/// `try_stop_cpus` must wake it when it lets go.
+#[test]
+fn a_stop_cpus_behind_a_try_stop_cpus_is_woken() {
+    static GATE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    let held = m.spawn_on(0, move || {
+        s.try_stop_cpus(CpuSet::single(3), || {
+            while !GATE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            1
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let behind = m.spawn_on(1, move || s.stop_cpus(CpuSet::single(2), || 2));
+    let until = Instant::now() + Duration::from_secs(1);
+    while s.spin_ns() != SPIN_ONLY && !s.is_sleeping(1) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    GATE.store(true, Ordering::SeqCst);
+    assert_eq!(held.recv_timeout(Duration::from_secs(10)), Ok(Ok(1)));
+    let r = behind.recv_timeout(Duration::from_secs(10));
+    assert_eq!(r, Ok(Ok(2)), "the stop_cpus waiting for the mutex was never woken");
+}
+
+/// The `Platform` defaults: `kick_set` kicks each CPU of the set, and `sleep` on a platform that
+/// cannot sleep spins once (a relax) and returns.
+#[test]
+fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
+    #[derive(Default)]
+    struct Recorder {
+        kicks: Mutex<Vec<usize>>,
+        relaxes: AtomicUsize,
+    }
+    impl Platform for Recorder {
+        fn cpu_id(&self) -> usize {
+            0
+        }
+        fn kick(&self, cpu: usize) {
+            self.kicks.lock().unwrap().push(cpu);
+        }
+        fn irq_save(&self) -> usize {
+            0
+        }
+        fn irq_restore(&self, _: usize) {}
+        fn relax(&self) {
+            self.relaxes.fetch_add(1, Ordering::SeqCst);
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn report(&self, _: std::fmt::Arguments<'_>) {}
+    }
+    let p = Recorder::default();
+    p.kick_set(CpuSet::from_bits(0b1101));
+    assert_eq!(*p.kicks.lock().unwrap(), vec![0, 2, 3]);
+    p.sleep(u64::MAX);
+    assert_eq!(p.relaxes.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -156,6 +156,11 @@ impl Drop for Machine {
         for t in self.s.platform().threads.get().unwrap() {
             t.unpark();
         }
+        if thread::panicking() {
+            // A failed test: a CPU thread may be stuck in the wait that failed it, so joining
+            // could hang and hide the failure. Leave them; the process ends with the report.
+            return;
+        }
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
