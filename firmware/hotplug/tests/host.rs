@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use armstop_hotplug::{
     CpuState, DownError, DownTimes, Step, Timeouts, UpError, UpTimes, transition_allowed,
 };
-use armstop_stopper::{CpuSet, NowaitWork, SPIN_ONLY, StopError};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, SPIN_ONLY, StopError};
 use common::{Machine, N, PsciError, me};
 
 const SHORT: Timeouts =
@@ -67,6 +67,23 @@ fn down_parks_disables_and_powers_off_then_up_serves_again() {
 fn a_down_or_up_takes_the_sum_of_its_steps() {
     assert_eq!(DownTimes { stop_ns: 5, dead_ns: 7, off_ns: 11 }.total_ns(), 23);
     assert_eq!(UpTimes { on_ns: 5, online_ns: 7 }.total_ns(), 12);
+}
+
+/// The times `cpu_down` and `cpu_up` report are their steps' durations: each took some time,
+/// and together no longer than the call.
+#[test]
+fn reported_times_fit_in_the_call() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    let (down, up, elapsed) = m.on(0, move || {
+        let t0 = s.platform().now_ns();
+        let down = hp.cpu_down(1).unwrap();
+        let up = hp.cpu_up(1).unwrap();
+        (down, up, s.platform().now_ns() - t0)
+    });
+    let steps = [down.stop_ns, down.dead_ns, down.off_ns, up.on_ns, up.online_ns];
+    assert!(steps.iter().all(|&t| t > 1), "a step that took no time: {down:?} {up:?}");
+    assert!(down.total_ns() + up.total_ns() <= elapsed, "{down:?} {up:?} in {elapsed} ns");
 }
 
 #[test]
