@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The verdict of `just mutants` (scripts/mutants.sh), from cargo-mutants' output directories.
 
-  mutants-check.py loom-regexes HOST --allow FILE
+  mutants-check.py loom-regexes HOST... --allow FILE
       The host pass's survivors in the code the loom models cover, one anchored regex each, for
       the loom pass's `--re`; less those FILE already accepts (each was run through the models
       when it was reviewed, and a loom build per mutant is slow).
-  mutants-check.py report HOST [LATER...] --allow FILE
-      Each mutant's outcome over the passes (caught by any counts as caught; HOST, the full host
-      pass, names the mutants, and each LATER run, such as the loom pass, can only catch more),
-      counts per crate, and every survivor. Exits 1 if a survivor is not in FILE, or if FILE lets one
+  mutants-check.py report DIR... --allow FILE
+      Each mutant's outcome over the runs in DIR... (the host pass, the loom pass: caught in any
+      counts as caught; a run whose directory name has `loom` in it is a loom pass), counts per
+      crate, and every survivor. Exits 1 if a survivor is not in FILE, or if FILE lets one
       through in the code the issue names (the stopper's and hotplug's queueing, parking,
       locking and state machine) for any reason but `equivalent`.
 
@@ -107,15 +107,27 @@ def load_allow(path):
     return allow, errors
 
 
-def report(host, later, allow_path):
-    packages, outcome = load(host)
+# When runs disagree, the best outcome for the tests stands: any catch beats a survival.
+RANK = {"caught": 3, "timeout": 2, "missed": 1, "unviable": 0}
+
+
+def merged(dirs):
+    packages, outcome, source = {}, {}, {}
+    for d in dirs:
+        pk, out = load(d)
+        packages.update(pk)
+        for n, o in out.items():
+            if n not in outcome or RANK[o] > RANK[outcome[n]]:
+                outcome[n], source[n] = o, d
+    return packages, outcome, source
+
+
+def report(dirs, allow_path):
+    packages, outcome, source = merged(dirs)
+    for n, o in outcome.items():
+        if o in ("caught", "timeout") and "loom" in Path(source[n]).name:
+            outcome[n] = "caught by loom" if o == "caught" else "timeout in loom"
     unfinished = [n for n in packages if n not in outcome]
-    for d in later:
-        _, later_outcome = load(d)
-        where = "loom" if "loom" in Path(d).name else "rerun"
-        for n, o in later_outcome.items():
-            if outcome.get(n) == "missed" and o in ("caught", "timeout"):
-                outcome[n] = f"caught by {where}" if o == "caught" else f"timeout in {where}"
     allow, errors = load_allow(allow_path)
     counts = {}
     for n, pkg in packages.items():
@@ -123,8 +135,6 @@ def report(host, later, allow_path):
         c = counts.setdefault(pkg, {})
         c[o] = c.get(o, 0) + 1
     cols = ["caught", "caught by loom", "timeout", "timeout in loom", "unviable", "missed"]
-    if any(o.endswith("rerun") for o in outcome.values()):
-        cols[1:1] = ["caught by rerun", "timeout in rerun"]
     print("| crate | mutants | " + " | ".join(cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for pkg in sorted(counts):
@@ -157,9 +167,9 @@ def report(host, later, allow_path):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[0] == "loom-regexes" and argv[2] == "--allow":
-        _, outcome = load(argv[1])
-        allow, errors = load_allow(argv[3])
+    if len(argv) >= 4 and argv[0] == "loom-regexes" and argv[-2] == "--allow":
+        _, outcome, _ = merged(argv[1:-2])
+        allow, errors = load_allow(argv[-1])
         if errors:
             print("\n".join(errors), file=sys.stderr)
             return 1
@@ -171,7 +181,7 @@ def main(argv):
         i = argv.index("--allow")
         allow_path, rest = argv[i + 1], argv[1:i] + argv[i + 2 :]
         if rest:
-            return report(rest[0], rest[1:], allow_path)
+            return report(rest, allow_path)
     print(__doc__, file=sys.stderr)
     return 2
 
