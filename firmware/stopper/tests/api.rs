@@ -476,6 +476,58 @@ fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
     assert_eq!(p.relaxes.load(Ordering::SeqCst), 1);
 }
 
+/// The spin budget as `ARMSTOP_SPIN_NS` spells it: ns, or `spin` for spin-only.
+#[test]
+fn spin_budgets_parse() {
+    use armstop_stopper::parse_spin_ns;
+    assert_eq!(parse_spin_ns("spin"), Some(SPIN_ONLY));
+    assert_eq!(parse_spin_ns("20000"), Some(20_000));
+    assert_eq!(parse_spin_ns("0"), Some(0));
+    assert_eq!(parse_spin_ns("20us"), None);
+}
+
+/// Ids past the stoppers' room are no CPU: not enabled, not asleep (and never looked up).
+#[test]
+fn per_cpu_queries_past_the_room_answer_no() {
+    let m = Machine::new();
+    assert!(!m.s.is_enabled(N));
+    assert!(!m.s.is_sleeping(N));
+    assert_eq!(m.s.enabled_mask(), CpuSet::first_n(N));
+}
+
+/// A multi-CPU stop's participants that wait for a late one sleep (with no watchdog there is
+/// no deadline to wake up for), and are woken when it arrives.
+#[test]
+fn participants_waiting_for_a_late_cpu_sleep() {
+    static GATE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while !GATE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let sm = m.spawn_on(1, move || s.stop_machine(|| 7, None));
+    let until = Instant::now() + Duration::from_secs(1);
+    while !s.is_sleeping(2) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    let slept = s.is_sleeping(2);
+    GATE.store(true, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(sm.recv_timeout(Duration::from_secs(10)), Ok(Ok(7)));
+    assert!(slept, "cpu2 never slept while the stop_machine waited for cpu3");
+}
+
 #[test]
 fn errnos_are_linuxs() {
     assert_eq!(StopError::InvalidCpu.errno(), -22);
