@@ -23,18 +23,20 @@ import re
 import sys
 from pathlib import Path
 
-# Files whose code the loom models run (their `tests/loom.rs`).
-LOOM_FILES = re.compile(r"^firmware/(stopper|hotplug|psci-provider)/src/")
+# Files whose code the loom models run (their `tests/loom.rs`, on sync's loom primitives).
+LOOM_FILES = re.compile(r"^firmware/(stopper|hotplug|psci-provider|sync)/src/")
 
 # The code the issue names: no survivor allowed there unless it is equivalent to the original.
 CORE = re.compile(
     r"^firmware/stopper/src/lib\.rs:.* in (List::|Done::|MultiStopState::from_u32"
-    r"|MultiStop<'a>::(new|set_state|ack_state|run)\b|<impl Drop for WaitingGuard|NowaitWork::"
+    r"|MultiStop<'a>::(new|set_state|ack_state|run|chan)\b|<impl Drop for WaitingGuard|NowaitWork::"
+    r"|(bit|cpus_where|erase)\b"
     r"|Stoppers<P, N>::(queue_\w+|run_works|has_work|park|stop_machine_park|stop_machine_unpark"
     r"|park_requested|is_enabled|is_parked|enabled_mask|stop_cpus_locked|lock_waiting"
     r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
     r"|notify_cpu|notify_mask|stop_one_cpu|stop_one_cpu_nowait|stop_two_cpus|stop_cpus"
-    r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback)\b)"
+    r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback"
+    r"|in_progress_chan|stop_cpus_chan)\b)"
     r"|^firmware/hotplug/src/lib\.rs:.* in (transition_allowed|CpuState::from_u32"
     r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
     r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)\b)"
@@ -42,12 +44,14 @@ CORE = re.compile(
 # Whole-function replacements name the function without " in ".
 CORE_FN = re.compile(
     r"^firmware/stopper/src/lib\.rs:\d+:\d+: replace (List::|Done::|MultiStopState::from_u32 "
-    r"|MultiStop<'a>::(new|set_state|ack_state|run) |<impl Drop for WaitingGuard|NowaitWork::"
+    r"|MultiStop<'a>::(new|set_state|ack_state|run|chan) |<impl Drop for WaitingGuard|NowaitWork::"
+    r"|(bit|cpus_where|erase) "
     r"|Stoppers<P, N>::(queue_\w+|run_works|has_work|park|stop_machine_park|stop_machine_unpark"
     r"|park_requested|is_enabled|is_parked|enabled_mask|stop_cpus_locked|lock_waiting"
     r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
     r"|notify_cpu|notify_mask|stop_one_cpu|stop_one_cpu_nowait|stop_two_cpus|stop_cpus"
-    r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback)[ -])"
+    r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback"
+    r"|in_progress_chan|stop_cpus_chan)[ -])"
     r"|^firmware/hotplug/src/lib\.rs:\d+:\d+: replace (transition_allowed |CpuState::from_u32 "
     r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
     r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)[ -])"

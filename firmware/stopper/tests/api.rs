@@ -495,6 +495,21 @@ fn per_cpu_queries_past_the_room_answer_no() {
     assert_eq!(m.s.enabled_mask(), CpuSet::first_n(N));
 }
 
+/// `is_parked` tells a parked stopper from a running one: only the CPU that parked is.
+#[test]
+fn only_a_parked_stopper_says_it_is_parked() {
+    let m = Machine::new();
+    let s = m.s;
+    assert!((0..N).all(|c| !s.is_parked(c)), "every stopper runs");
+    m.on(2, move || {
+        s.stop_machine_park(2);
+        assert!(s.park());
+    });
+    assert_eq!((0..N).map(|c| s.is_parked(c)).collect::<Vec<_>>(), [false, false, true, false]);
+    s.stop_machine_unpark(2);
+    assert!(!s.is_parked(2));
+}
+
 /// A multi-CPU stop's participants that wait for a late one sleep (with no watchdog there is
 /// no deadline to wake up for), and are woken when it arrives.
 #[test]
