@@ -441,34 +441,37 @@ fn a_stop_cpus_behind_a_try_stop_cpus_is_woken() {
     assert_eq!(r, Ok(Ok(2)), "the stop_cpus waiting for the mutex was never woken");
 }
 
+/// A platform with no CPU threads: one CPU, the caller, and a record of the kicks and relaxes.
+#[derive(Default)]
+struct Recorder {
+    kicks: Mutex<Vec<usize>>,
+    relaxes: AtomicUsize,
+}
+
+impl Platform for Recorder {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+    fn kick(&self, cpu: usize) {
+        self.kicks.lock().unwrap().push(cpu);
+    }
+    fn irq_save(&self) -> usize {
+        0
+    }
+    fn irq_restore(&self, _: usize) {}
+    fn relax(&self) {
+        self.relaxes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn report(&self, _: std::fmt::Arguments<'_>) {}
+}
+
 /// The `Platform` defaults: `kick_set` kicks each CPU of the set, and `sleep` on a platform that
 /// cannot sleep spins once (a relax) and returns.
 #[test]
 fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
-    #[derive(Default)]
-    struct Recorder {
-        kicks: Mutex<Vec<usize>>,
-        relaxes: AtomicUsize,
-    }
-    impl Platform for Recorder {
-        fn cpu_id(&self) -> usize {
-            0
-        }
-        fn kick(&self, cpu: usize) {
-            self.kicks.lock().unwrap().push(cpu);
-        }
-        fn irq_save(&self) -> usize {
-            0
-        }
-        fn irq_restore(&self, _: usize) {}
-        fn relax(&self) {
-            self.relaxes.fetch_add(1, Ordering::SeqCst);
-        }
-        fn now_ns(&self) -> u64 {
-            0
-        }
-        fn report(&self, _: std::fmt::Arguments<'_>) {}
-    }
     let p = Recorder::default();
     p.kick_set(CpuSet::from_bits(0b1101));
     assert_eq!(*p.kicks.lock().unwrap(), vec![0, 2, 3]);
@@ -508,6 +511,43 @@ fn only_a_parked_stopper_says_it_is_parked() {
     assert_eq!((0..N).map(|c| s.is_parked(c)).collect::<Vec<_>>(), [false, false, true, false]);
     s.stop_machine_unpark(2);
     assert!(!s.is_parked(2));
+}
+
+/// `run_works` runs what is queued, in order, and says how many it ran (the stopper loop goes
+/// on to idle only when that is 0).
+#[test]
+fn run_works_counts_what_it_ran() {
+    static ORDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    static FS: [fn() -> i32; 3] = [
+        || {
+            ORDER.lock().unwrap().push(0);
+            0
+        },
+        || {
+            ORDER.lock().unwrap().push(1);
+            0
+        },
+        || {
+            ORDER.lock().unwrap().push(2);
+            0
+        },
+    ];
+    static W: [NowaitWork; 3] = [
+        NowaitWork::new("w0", &FS[0]),
+        NowaitWork::new("w1", &FS[1]),
+        NowaitWork::new("w2", &FS[2]),
+    ];
+    let s = armstop_stopper::Stoppers::<Recorder, 1>::new(Recorder::default());
+    s.stop_machine_unpark(0);
+    assert_eq!(s.run_works(), 0, "nothing queued");
+    for w in &W {
+        assert!(s.stop_one_cpu_nowait(0, w));
+    }
+    assert_eq!(*s.platform().kicks.lock().unwrap(), [0, 0, 0], "one kick per work");
+    assert_eq!(s.run_works(), 3);
+    assert_eq!(*ORDER.lock().unwrap(), [0, 1, 2]);
+    assert_eq!((s.runs(0), s.run_works()), (3, 0));
+    assert!(W.iter().all(|w| !w.is_pending()));
 }
 
 /// A multi-CPU stop's participants that wait for a late one sleep (with no watchdog there is
