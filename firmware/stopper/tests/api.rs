@@ -410,6 +410,7 @@ fn spin_only_waits_neither_sleep_nor_wake() {
     assert_eq!(r, [Ok(1), Ok(2), Ok(3), Ok(4), Ok(5)]);
     let st = s.stats();
     assert_eq!((st.sleeps, st.wakes), (0, 0), "{st:?}");
+    assert_eq!(st.watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
 /// A `stop_cpus` that waits for the mutex a `try_stop_cpus` holds sleeps on that mutex, and the
@@ -581,6 +582,7 @@ fn participants_waiting_for_a_late_cpu_sleep() {
     assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
     assert_eq!(sm.recv_timeout(Duration::from_secs(10)), Ok(Ok(7)));
     assert!(slept, "cpu2 never slept while the stop_machine waited for cpu3");
+    assert_eq!(s.stats().watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
 #[test]
