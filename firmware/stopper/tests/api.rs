@@ -413,6 +413,22 @@ fn spin_only_waits_neither_sleep_nor_wake() {
     assert_eq!(st.watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
+/// A wait spins for its budget before it sleeps: within the budget, no sleep.
+#[test]
+fn a_wait_within_its_spin_budget_does_not_sleep() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_spin_ns(10_000_000_000);
+    let r = m.on(0, move || {
+        s.stop_one_cpu(3, || {
+            std::thread::sleep(Duration::from_millis(50));
+            9
+        })
+    });
+    assert_eq!(r, Ok(9));
+    assert_eq!(s.stats().sleeps, 0, "slept within a 10 s budget");
+}
+
 /// A `stop_cpus` that waits for the mutex a `try_stop_cpus` holds sleeps on that mutex, and the
 /// `try_stop_cpus` must wake it when it lets go.
 #[test]
