@@ -13,9 +13,11 @@
       locking and state machine) for any reason but `equivalent`.
 
 The allow-list names a mutant without its line and column (so that edits elsewhere in the file
-do not stale it), then gives its reason on the indented line(s) below it, starting with its kind:
-`equivalent:` (no test can tell it from the original), `diagnostics:` (it changes only what is
-printed or counted for people), or `timing:` (it changes only how long a wait spins or sleeps).
+do not stale it), or with them for one place only, then gives its reason on the indented
+line(s) below it, starting with its kind: `equivalent:` (no test can tell it from the original),
+`test-only:` (it mutates code that only a test feature compiles, such as `mutation-lost-wakeup`),
+`diagnostics:` (it changes only what is printed or counted for people), or `timing:` (it changes
+only how long a wait spins or sleeps).
 """
 
 import json
@@ -56,7 +58,9 @@ CORE_FN = re.compile(
     r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
     r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)[ -])"
 )
-KINDS = ("equivalent", "diagnostics", "timing")
+KINDS = ("equivalent", "test-only", "diagnostics", "timing")
+# What may survive in the core code: what cannot change the program the tests run.
+CORE_KINDS = ("equivalent:", "test-only:")
 
 
 def is_core(name):
@@ -150,13 +154,15 @@ def report(dirs, allow_path):
     seen = set()
     print(f"\nsurvivors: {len(survivors)}")
     for n in survivors:
-        k = key(n)
+        # An entry with its line and column names one place (test-only code, whose mutation
+        # text is the same as that of the real code beside it); the others, every place.
+        k = n if n in allow else key(n)
         seen.add(k)
         why = allow.get(k)
         if why is None:
             tag = "NOT ALLOWED (no reason listed)"
             errors.append(f"survivor not in {allow_path}: {n}")
-        elif is_core(n) and not why.startswith("equivalent:"):
+        elif is_core(n) and not why.startswith(CORE_KINDS):
             tag = "NOT ALLOWED (core code: only an equivalent mutant may survive)"
             errors.append(f"survivor in the stopper's/hotplug's core code: {n}")
         else:
@@ -178,7 +184,8 @@ def main(argv):
             print("\n".join(errors), file=sys.stderr)
             return 1
         for n in sorted(outcome):
-            if outcome[n] == "missed" and LOOM_FILES.search(n) and key(n) not in allow:
+            allowed = n in allow or key(n) in allow
+            if outcome[n] == "missed" and LOOM_FILES.search(n) and not allowed:
                 print(rust_regex(n))
         return 0
     if argv and argv[0] == "report" and "--allow" in argv:

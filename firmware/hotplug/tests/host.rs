@@ -158,6 +158,7 @@ fn the_controller_sleeps_while_it_waits_for_a_boot() {
     hp.set_timeouts(Timeouts { boot_ns: 1_000_000_000, ..SHORT });
     m.on(0, move || hp.cpu_down(3)).unwrap();
     m.hw.stall_boot[3].store(true, Ordering::SeqCst);
+    let sleeps = s.stats().sleeps;
     let up = m.spawn_on(0, move || hp.cpu_up(3));
     let until = Instant::now() + Duration::from_millis(900);
     while !s.is_sleeping(0) && Instant::now() < until {
@@ -166,6 +167,7 @@ fn the_controller_sleeps_while_it_waits_for_a_boot() {
     let slept = s.is_sleeping(0);
     assert_eq!(up.recv().unwrap(), Err(UpError::Timeout { waited_ms: 1000 }));
     assert!(slept, "cpu0 never slept in the 900 ms it waited for cpu3 to report in");
+    assert!(s.stats().sleeps > sleeps, "cpu0 announced itself but never slept");
     m.hw.stall_boot[3].store(false, Ordering::SeqCst);
     while m.powered(3) {
         thread::sleep(Duration::from_millis(1));

@@ -413,6 +413,26 @@ fn spin_only_waits_neither_sleep_nor_wake() {
     assert_eq!(st.watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
+/// With no spin budget, a requester whose work takes a while sleeps until it is done (its CPU
+/// has no works of its own to run meanwhile).
+#[test]
+fn a_requester_with_no_spin_budget_sleeps() {
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    s.set_spin_ns(0);
+    let r = m.on(0, move || {
+        s.stop_one_cpu(3, || {
+            std::thread::sleep(Duration::from_millis(50));
+            8
+        })
+    });
+    assert_eq!(r, Ok(8));
+    assert!(s.stats().sleeps > 0, "the requester never slept in 50 ms");
+}
+
 /// A wait spins for its budget before it sleeps: within the budget, no sleep.
 #[test]
 fn a_wait_within_its_spin_budget_does_not_sleep() {
