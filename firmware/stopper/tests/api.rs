@@ -621,6 +621,36 @@ fn participants_waiting_for_a_late_cpu_sleep() {
     assert_eq!(s.stats().watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
+/// The watchdog's report of a late `stop_two_cpus` names both CPUs it waits for.
+#[test]
+fn watchdog_names_both_cpus_of_a_late_stop_two_cpus() {
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(20_000_000);
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while SLOW.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let two = m.spawn_on(1, move || s.stop_two_cpus(2, 3, || 0));
+    let want = "stop request not finished after 20 ms; waiting for CPUs 2-3";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !m.reports().iter().any(|l| l.contains(want)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    SLOW.store(false, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(two.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert!(m.reports().iter().any(|l| l.contains(want)), "{:?}", m.reports());
+}
+
 #[test]
 fn errnos_are_linuxs() {
     assert_eq!(StopError::InvalidCpu.errno(), -22);
