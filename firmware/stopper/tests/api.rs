@@ -540,11 +540,15 @@ fn per_cpu_queries_past_the_room_answer_no() {
 fn only_a_parked_stopper_says_it_is_parked() {
     let m = Machine::new();
     let s = m.s;
-    assert!((0..N).all(|c| !s.is_parked(c)), "every stopper runs");
-    m.on(2, move || {
+    assert!((0..N).all(|c| !s.is_parked(c) && !s.park_requested(c)), "every stopper runs");
+    let requested = m.on(2, move || {
         s.stop_machine_park(2);
+        let requested = (0..N).map(|c| s.park_requested(c)).collect::<Vec<_>>();
         assert!(s.park());
+        requested
     });
+    assert_eq!(requested, [false, false, true, false], "asked to park: cpu2 alone");
+    assert!(!s.park_requested(2), "parking answers the request");
     assert_eq!((0..N).map(|c| s.is_parked(c)).collect::<Vec<_>>(), [false, false, true, false]);
     s.stop_machine_unpark(2);
     assert!(!s.is_parked(2));
