@@ -655,6 +655,46 @@ fn watchdog_names_both_cpus_of_a_late_stop_two_cpus() {
     assert!(m.reports().iter().any(|l| l.contains(want)), "{:?}", m.reports());
 }
 
+/// Once the watchdog has reported a multi-CPU stop's state, the participants that wait on in
+/// it sleep again (one report per state: there is no later deadline to wake up for).
+#[test]
+fn after_its_report_a_waiting_participant_sleeps_again() {
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    s.set_watchdog(20_000_000);
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while SLOW.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let sm = m.spawn_on(1, move || s.stop_machine(|| 0, None));
+    let reported = |m: &Machine| m.reports().iter().any(|l| l.contains("multi-CPU stop (PREPARE)"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reported(&m) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !s.is_sleeping(2) && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let slept = s.is_sleeping(2);
+    SLOW.store(false, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(sm.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert!(reported(&m), "no watchdog report: {:?}", m.reports());
+    assert!(slept, "cpu2 did not sleep again after the watchdog reported PREPARE");
+}
+
 #[test]
 fn errnos_are_linuxs() {
     assert_eq!(StopError::InvalidCpu.errno(), -22);
