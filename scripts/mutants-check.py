@@ -142,7 +142,7 @@ def report(dirs, allow_path):
         o = outcome.get(n, "not run")
         c = counts.setdefault(pkg, {})
         c[o] = c.get(o, 0) + 1
-    cols = ["caught", "caught by loom", "timeout", "timeout in loom", "unviable", "missed"]
+    cols = ["caught", "caught by loom", "timeout", "timeout in loom", "unviable", "missed", "not run"]
     print("| crate | mutants | " + " | ".join(cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for pkg in sorted(counts):
