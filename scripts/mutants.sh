@@ -65,9 +65,14 @@ if [ "$check_only" -eq 0 ]; then
     else
       start=$SECONDS
       say "pass 2: ${#res[@]} survivors of pass 1 against the loom models"
-      # The models take about 5 s unmutated; a mutant can make loom's search explode.
-      RUSTFLAGS="--cfg loom" mutants --config .cargo/mutants-loom.toml \
-        --minimum-test-timeout 120 --output "$out/loom" "${res[@]/#/--re=}"
+      # cargo-mutants' own baseline would run `--test loom` in the mutated crates only, and
+      # armstop-sync has no loom test of its own (its loom half is run by the others' models):
+      # the baseline is this, the models unmutated, and the timeout is fixed (they take about
+      # 5 s; a mutant can make loom's search explode).
+      RUSTFLAGS="--cfg loom" nice -n 15 cargo test --quiet --release --target-dir target/loom \
+        -p armstop-stopper -p armstop-hotplug -p armstop-psci-provider --test loom
+      RUSTFLAGS="--cfg loom" mutants --config .cargo/mutants-loom.toml --baseline skip \
+        --timeout 120 --output "$out/loom" "${res[@]/#/--re=}"
       say "pass 2 took $(((SECONDS - start) / 60)) min"
     fi
   fi
