@@ -439,6 +439,7 @@ fn a_wait_within_its_spin_budget_does_not_sleep() {
     let m = Machine::new();
     let s = m.s;
     s.set_spin_ns(10_000_000_000);
+    assert_eq!(s.spin_ns(), 10_000_000_000);
     let r = m.on(0, move || {
         s.stop_one_cpu(3, || {
             std::thread::sleep(Duration::from_millis(50));
