@@ -66,6 +66,16 @@ loom:
     RUSTFLAGS="--cfg loom" cargo test --quiet --release --target-dir target/loom -p armstop-hotplug --test loom --features pre-fix-online
     bash scripts/loom-mutation.sh
 
+# Two passes, one mutant at a time and niced: every mutant against the host tests, then the
+# survivors in the code the loom models cover against those models; then the verdict: each
+# survivor must be in .cargo/mutants-allow.txt with its reason, and none may survive in the
+# stopper's and hotplug's core code unless it is equivalent (README, "Mutation testing").
+# About an hour on a 2-CPU host; not part of `just test`. `./bootstrap.sh mutants` installs
+# cargo-mutants first. Options: --host-only, --check-only (see scripts/mutants.sh).
+# Mutation testing of the portable crates (stopper, hotplug, PSCI provider, sync, the parser).
+mutants *options:
+    bash scripts/mutants.sh {{options}}
+
 # Build the firmware images and the host runner.
 build: build-firmware
     cargo build --quiet -p armstop-runner
@@ -140,6 +150,7 @@ check:
 machines: build
     {{runner}} machines --images {{images_root}}
 
+# With `mutants` among the recipes named (`just setup mutants`), cargo-mutants too.
 # Install the toolchain, QEMU and just (idempotent; prints what it installs).
-setup:
-    bash scripts/setup.sh
+setup *recipes:
+    bash scripts/setup.sh {{recipes}}

@@ -8,6 +8,8 @@
 #     `-Zbuild-std` can build `core` for aarch64-unknown-none offline, plus lld to link it.
 #   - qemu-system-aarch64 >= 9 from bookworm-backports (QEMU 10.x; needed for `raspi4b`).
 #   - `just`, from PyPI (rust-just), falling back to `cargo install just`.
+#   - cargo-mutants (crates.io, pinned), only when `mutants` is among the recipes named:
+#     `scripts/setup.sh [recipe...]`, as `./bootstrap.sh <recipe>` calls it.
 #   - The Raspberry Pi 4 boot files, from Debian's packages, unpacked (no install) under
 #     target/pi-firmware/: TF-A's BL31 for the Pi 4 (`arm-trusted-firmware`, arm64) and the
 #     VideoCore firmware `start4.elf`/`fixup4.dat` (`raspi-firmware`, non-free-firmware); plus
@@ -176,6 +178,23 @@ if ! command -v just >/dev/null 2>&1; then
     cargo install --locked -q just
   fi
 fi
+
+# --- cargo-mutants, for `just mutants` only ------------------------------------------------------
+# Built from crates.io with the host's cargo (a few minutes on 2 CPUs), so only when a recipe
+# named on the command line needs it (`./bootstrap.sh mutants`, `scripts/setup.sh mutants`):
+# `just test` and CI do not use it. Pinned: its config keys and outcome files are what
+# scripts/mutants.sh reads. 27.1.0 needs Rust 1.88 or later.
+CARGO_MUTANTS_VERSION=27.1.0
+for recipe in "$@"; do
+  [ "$recipe" = mutants ] || continue
+  command -v cargo >/dev/null 2>&1 || die "need cargo to install cargo-mutants"
+  PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+  if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_VERSION" ]; then
+    say "installing cargo-mutants $CARGO_MUTANTS_VERSION (cargo install --locked, with $(cargo --version))"
+    nice -n 15 cargo install --locked -q cargo-mutants --version "$CARGO_MUTANTS_VERSION"
+  fi
+  break
+done
 
 # --- checks: fail here, with a clear reason, rather than later in a build ---------------------
 for tool in just ld.lld qemu-system-aarch64; do

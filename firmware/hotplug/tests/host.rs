@@ -7,10 +7,12 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use armstop_hotplug::{CpuState, DownError, Timeouts, UpError, transition_allowed};
-use armstop_stopper::{CpuSet, NowaitWork, StopError};
+use armstop_hotplug::{
+    CpuState, DownError, DownTimes, Step, Timeouts, UpError, UpTimes, transition_allowed,
+};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, SPIN_ONLY, StopError};
 use common::{Machine, N, PsciError, me};
 
 const SHORT: Timeouts =
@@ -24,6 +26,7 @@ fn boot_brings_every_cpu_online_through_cpu_up() {
         assert_eq!(m.hp.state(cpu), CpuState::Online);
         assert!(m.s.is_enabled(cpu));
     }
+    assert!(!m.hp.is_online(N), "an id past the last CPU is no CPU, not an online one");
     assert_eq!(m.hp.stats().bad_transitions, 0);
 }
 
@@ -56,6 +59,31 @@ fn down_parks_disables_and_powers_off_then_up_serves_again() {
     assert_eq!(hp.stats().downs, 1);
     assert_eq!(s.stats().park_with_works, 0);
     assert_eq!(hp.stats().bad_transitions, 0);
+}
+
+/// The report prints each step and the whole: the whole must be their sum (distinct odd
+/// figures, so that no other combination of them gives it).
+#[test]
+fn a_down_or_up_takes_the_sum_of_its_steps() {
+    assert_eq!(DownTimes { stop_ns: 5, dead_ns: 7, off_ns: 11 }.total_ns(), 23);
+    assert_eq!(UpTimes { on_ns: 5, online_ns: 7 }.total_ns(), 12);
+}
+
+/// The times `cpu_down` and `cpu_up` report are their steps' durations: each took some time,
+/// and together no longer than the call.
+#[test]
+fn reported_times_fit_in_the_call() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    let (down, up, elapsed) = m.on(0, move || {
+        let t0 = s.platform().now_ns();
+        let down = hp.cpu_down(1).unwrap();
+        let up = hp.cpu_up(1).unwrap();
+        (down, up, s.platform().now_ns() - t0)
+    });
+    let steps = [down.stop_ns, down.dead_ns, down.off_ns, up.on_ns, up.online_ns];
+    assert!(steps.iter().all(|&t| t > 1), "a step that took no time: {down:?} {up:?}");
+    assert!(down.total_ns() + up.total_ns() <= elapsed, "{down:?} {up:?} in {elapsed} ns");
 }
 
 #[test]
@@ -118,6 +146,60 @@ fn a_cpu_that_never_reports_in_is_failed_refused_and_recoverable() {
     assert_eq!(hp.stats().bad_transitions, 0);
 }
 
+/// While the controlling CPU waits for a CPU to report in, it sleeps, on a channel of its own
+/// (the CPU states'), which a state change notifies.
+#[test]
+fn the_controller_sleeps_while_it_waits_for_a_boot() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    hp.set_timeouts(Timeouts { boot_ns: 1_000_000_000, ..SHORT });
+    m.on(0, move || hp.cpu_down(3)).unwrap();
+    m.hw.stall_boot[3].store(true, Ordering::SeqCst);
+    let sleeps = s.stats().sleeps;
+    let up = m.spawn_on(0, move || hp.cpu_up(3));
+    let until = Instant::now() + Duration::from_millis(900);
+    while !s.is_sleeping(0) && Instant::now() < until {
+        thread::yield_now();
+    }
+    let slept = s.is_sleeping(0);
+    assert_eq!(up.recv().unwrap(), Err(UpError::Timeout { waited_ms: 1000 }));
+    assert!(slept, "cpu0 never slept in the 900 ms it waited for cpu3 to report in");
+    assert!(s.stats().sleeps > sleeps, "cpu0 announced itself but never slept");
+    m.hw.stall_boot[3].store(false, Ordering::SeqCst);
+    while m.powered(3) {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A CPU that reports in after `cpu_up` gave up on it stays FAILED: it flushes and parks the
+/// stopper it has just enabled, counts as late (not as a bug), and turns itself off.
+#[test]
+fn a_cpu_that_reports_in_late_stays_failed_and_turns_off() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    hp.set_timeouts(SHORT);
+    m.on(0, move || hp.cpu_down(3)).unwrap();
+    m.hw.late_boot[3].store(true, Ordering::SeqCst);
+    assert_eq!(m.on(0, move || hp.cpu_up(3)), Err(UpError::Timeout { waited_ms: 200 }));
+    m.hw.late_boot[3].store(false, Ordering::SeqCst);
+    while m.powered(3) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(hp.state(3), CpuState::Failed);
+    assert!(!s.is_enabled(3) && s.is_parked(3), "its stopper must be parked again");
+    assert_eq!((hp.stats().late_cpus, hp.stats().bad_transitions), (1, 0));
+    assert!(
+        m.reports().iter().any(|l| l.contains("cpu3 reported in after cpu_up gave up on it")),
+        "{:?}",
+        m.reports()
+    );
+    m.on(0, move || hp.cpu_up(3)).expect("a late CPU that is off can be retried");
+    assert_eq!(m.on(1, move || s.stop_one_cpu(3, || me() as i32)), Ok(3));
+}
+
 #[test]
 fn cpu_on_refused_marks_failed_and_retry_works() {
     let m = Machine::new();
@@ -178,6 +260,42 @@ fn a_cpu_that_never_powers_off_is_failed_after_the_affinity_timeout() {
     }
     m.on(0, move || hp.cpu_up(1)).unwrap();
     assert_eq!(hp.stats().bad_transitions, 0);
+}
+
+/// The stopper loop's step: nothing to do on a CPU whose stopper was not asked to park; flushed
+/// and parked, but not dying, after a bare `stop_machine_park`.
+#[test]
+fn dying_step_runs_on_parks_or_powers_off_as_asked() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    assert_eq!(m.on(1, move || hp.dying_step()), Step::Run);
+    let step = m.on(2, move || {
+        s.stop_machine_park(2);
+        hp.dying_step()
+    });
+    assert_eq!(step, Step::Parked);
+    assert!(s.is_parked(2) && !s.is_enabled(2));
+    assert_eq!(hp.state(2), CpuState::Online, "a bare park is not a death");
+    s.stop_machine_unpark(2);
+    assert_eq!(m.on(1, move || s.stop_one_cpu(2, || me() as i32)), Ok(2));
+    assert_eq!(hp.stats().bad_transitions, 0);
+}
+
+/// `take_cpu_down` on a CPU that is no longer online refuses, with Linux's -EBUSY.
+#[test]
+fn take_cpu_down_of_a_cpu_not_online_is_ebusy() {
+    let m = Machine::new();
+    let (s, hp) = (m.s, m.hp);
+    let r = m.on(1, move || s.stop_one_cpu(2, || hp.take_cpu_down(2) * 100 + hp.take_cpu_down(2)));
+    assert_eq!(r, Ok(-16), "the first takes cpu2 down (0), the second is refused (-EBUSY)");
+    assert_eq!(hp.stats().bad_transitions, 1, "the refused transition is reported");
+    // cpu2 flushes, parks and turns off as if cpu_down had asked; then it can come back.
+    while m.powered(2) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(hp.state(2), CpuState::Dead);
+    hp.transition(2, CpuState::Dead, CpuState::Off).unwrap();
+    m.on(0, move || hp.cpu_up(2)).unwrap();
 }
 
 #[test]

@@ -138,6 +138,20 @@ fn affinity_info_answers_level_0_only() {
     assert_eq!(call(&p, &b, 0, PSCI_AFFINITY_INFO_64, [7, 0, 0]), INVALID_PARAMETERS.into());
 }
 
+/// A CPU the board has but the provider has no room for is not a target: refused, never
+/// looked up.
+#[test]
+fn a_cpu_past_the_providers_room_is_invalid() {
+    let p = Provider::<3>::new();
+    p.boot(0);
+    let b = FakeBoard::default();
+    for fid in [PSCI_CPU_ON_64, PSCI_AFFINITY_INFO_64] {
+        let r = ret(p.call(&b, 0, fid, [0x100, if fid == PSCI_CPU_ON_64 { ENTRY } else { 0 }, 0]));
+        assert_eq!(r, INVALID_PARAMETERS.into(), "{fid:#x} of cpu3 on a 3-CPU provider");
+    }
+    assert_eq!(ret(p.call(&b, 0, PSCI_CPU_ON_64, [2, ENTRY, 0])), SUCCESS.into());
+}
+
 #[test]
 fn cpu_suspend_offers_standby_only() {
     let (p, b) = booted();

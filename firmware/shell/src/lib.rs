@@ -491,6 +491,21 @@ mod tests {
         );
     }
 
+    /// Every limit is inclusive: a line of exactly `LINE_MAX` bytes, a number of 19 digits (the
+    /// most a `u64` always holds) and a word of 16 bytes, shown whole.
+    #[test]
+    fn limits_are_inclusive() {
+        let mut line = [b' '; LINE_MAX];
+        line[..4].copy_from_slice(b"help");
+        assert_eq!(parse_line(&line, 4), Ok(Some(Command::Help(None))));
+        assert_eq!(
+            err(b"watchdog 1000000000000000000"),
+            "watchdog: 4294967295 ms is over the limit of 3600000 ms"
+        );
+        assert_eq!(err(b"sixteenletterscm"), "unknown command sixteenletterscm (help lists them)");
+        assert_eq!(err(b"help sixteenletterscm"), "help: no command sixteenletterscm");
+    }
+
     #[test]
     fn completion_lists_matching_commands() {
         assert_eq!(

@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use armstop_stopper::{CpuSet, NowaitWork, Platform, StopError};
+use armstop_stopper::{CpuSet, NowaitWork, Platform, SPIN_ONLY, StopError};
 use common::{Machine, N};
 
 fn me(m: &Machine) -> usize {
@@ -357,6 +357,317 @@ fn parking_flushes_queued_works_first() {
     assert!(!s.is_enabled(2));
     s.stop_machine_unpark(2);
     assert_eq!(m.on(0, move || s.stop_one_cpu(2, || 1)), Ok(1));
+}
+
+/// With spin-only waits nothing sleeps, so nothing may be woken either: a wake sent to a CPU
+/// that is not asleep on that channel is a spurious SGI (it ends the CPU's next sleep early).
+#[test]
+fn spin_only_waits_neither_sleep_nor_wake() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_spin_ns(SPIN_ONLY);
+    let all = CpuSet::first_n(N);
+    let r = m.on(0, move || {
+        [
+            s.stop_one_cpu(1, || 1),
+            s.stop_two_cpus(1, 2, || 2),
+            s.stop_cpus(all, || 3),
+            s.try_stop_cpus(all, || 4),
+            s.stop_machine(|| 5, None),
+        ]
+    });
+    assert_eq!(r, [Ok(1), Ok(2), Ok(3), Ok(4), Ok(5)]);
+    let st = s.stats();
+    assert_eq!((st.sleeps, st.wakes), (0, 0), "{st:?}");
+    assert_eq!(st.watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
+}
+
+/// With no spin budget, a requester whose work takes a while sleeps until it is done (its CPU
+/// has no works of its own to run meanwhile).
+#[test]
+fn a_requester_with_no_spin_budget_sleeps() {
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    s.set_spin_ns(0);
+    let r = m.on(0, move || {
+        s.stop_one_cpu(3, || {
+            std::thread::sleep(Duration::from_millis(50));
+            8
+        })
+    });
+    assert_eq!(r, Ok(8));
+    assert!(s.stats().sleeps > 0, "the requester never slept in 50 ms");
+}
+
+/// A wait spins for its budget before it sleeps: within the budget, no sleep.
+#[test]
+fn a_wait_within_its_spin_budget_does_not_sleep() {
+    let m = Machine::new();
+    let s = m.s;
+    s.set_spin_ns(10_000_000_000);
+    assert_eq!(s.spin_ns(), 10_000_000_000);
+    let r = m.on(0, move || {
+        s.stop_one_cpu(3, || {
+            std::thread::sleep(Duration::from_millis(50));
+            9
+        })
+    });
+    assert_eq!(r, Ok(9));
+    assert_eq!(s.stats().sleeps, 0, "slept within a 10 s budget");
+}
+
+/// A `stop_cpus` that waits for the mutex a `try_stop_cpus` holds sleeps on that mutex, and the
+/// `try_stop_cpus` must wake it when it lets go.
+#[test]
+fn a_stop_cpus_behind_a_try_stop_cpus_is_woken() {
+    static GATE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    let held = m.spawn_on(0, move || {
+        s.try_stop_cpus(CpuSet::single(3), || {
+            while !GATE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            1
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let behind = m.spawn_on(1, move || s.stop_cpus(CpuSet::single(2), || 2));
+    let until = Instant::now() + Duration::from_secs(1);
+    while s.spin_ns() != SPIN_ONLY && !s.is_sleeping(1) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    GATE.store(true, Ordering::SeqCst);
+    assert_eq!(held.recv_timeout(Duration::from_secs(10)), Ok(Ok(1)));
+    let r = behind.recv_timeout(Duration::from_secs(10));
+    assert_eq!(r, Ok(Ok(2)), "the stop_cpus waiting for the mutex was never woken");
+}
+
+/// A platform with no CPU threads: one CPU, the caller, and a record of the kicks and relaxes.
+#[derive(Default)]
+struct Recorder {
+    kicks: Mutex<Vec<usize>>,
+    relaxes: AtomicUsize,
+}
+
+impl Platform for Recorder {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+    fn kick(&self, cpu: usize) {
+        self.kicks.lock().unwrap().push(cpu);
+    }
+    fn irq_save(&self) -> usize {
+        0
+    }
+    fn irq_restore(&self, _: usize) {}
+    fn relax(&self) {
+        self.relaxes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn report(&self, _: std::fmt::Arguments<'_>) {}
+}
+
+/// The `Platform` defaults: `kick_set` kicks each CPU of the set, and `sleep` on a platform that
+/// cannot sleep spins once (a relax) and returns.
+#[test]
+fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
+    let p = Recorder::default();
+    p.kick_set(CpuSet::from_bits(0b1101));
+    assert_eq!(*p.kicks.lock().unwrap(), vec![0, 2, 3]);
+    p.sleep(u64::MAX);
+    assert_eq!(p.relaxes.load(Ordering::SeqCst), 1);
+}
+
+/// The spin budget as `ARMSTOP_SPIN_NS` spells it: ns, or `spin` for spin-only.
+#[test]
+fn spin_budgets_parse() {
+    use armstop_stopper::parse_spin_ns;
+    assert_eq!(parse_spin_ns("spin"), Some(SPIN_ONLY));
+    assert_eq!(parse_spin_ns("20000"), Some(20_000));
+    assert_eq!(parse_spin_ns("0"), Some(0));
+    assert_eq!(parse_spin_ns("20us"), None);
+}
+
+/// Ids past the stoppers' room are no CPU: not enabled, not asleep (and never looked up).
+#[test]
+fn per_cpu_queries_past_the_room_answer_no() {
+    let m = Machine::new();
+    assert!(!m.s.is_enabled(N));
+    assert!(!m.s.is_sleeping(N));
+    assert_eq!(m.s.enabled_mask(), CpuSet::first_n(N));
+}
+
+/// `is_parked` tells a parked stopper from a running one: only the CPU that parked is.
+#[test]
+fn only_a_parked_stopper_says_it_is_parked() {
+    let m = Machine::new();
+    let s = m.s;
+    assert!((0..N).all(|c| !s.is_parked(c) && !s.park_requested(c)), "every stopper runs");
+    let requested = m.on(2, move || {
+        s.stop_machine_park(2);
+        let requested = (0..N).map(|c| s.park_requested(c)).collect::<Vec<_>>();
+        assert!(s.park());
+        requested
+    });
+    assert_eq!(requested, [false, false, true, false], "asked to park: cpu2 alone");
+    assert!(!s.park_requested(2), "parking answers the request");
+    assert_eq!((0..N).map(|c| s.is_parked(c)).collect::<Vec<_>>(), [false, false, true, false]);
+    s.stop_machine_unpark(2);
+    assert!(!s.is_parked(2));
+}
+
+/// `run_works` runs what is queued, in order, and says how many it ran (the stopper loop goes
+/// on to idle only when that is 0).
+#[test]
+fn run_works_counts_what_it_ran() {
+    static ORDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    static FS: [fn() -> i32; 3] = [
+        || {
+            ORDER.lock().unwrap().push(0);
+            0
+        },
+        || {
+            ORDER.lock().unwrap().push(1);
+            0
+        },
+        || {
+            ORDER.lock().unwrap().push(2);
+            0
+        },
+    ];
+    static W: [NowaitWork; 3] = [
+        NowaitWork::new("w0", &FS[0]),
+        NowaitWork::new("w1", &FS[1]),
+        NowaitWork::new("w2", &FS[2]),
+    ];
+    let s = armstop_stopper::Stoppers::<Recorder, 1>::new(Recorder::default());
+    s.stop_machine_unpark(0);
+    assert_eq!(s.run_works(), 0, "nothing queued");
+    for w in &W {
+        assert!(s.stop_one_cpu_nowait(0, w));
+    }
+    assert_eq!(*s.platform().kicks.lock().unwrap(), [0, 0, 0], "one kick per work");
+    assert_eq!(s.run_works(), 3);
+    assert_eq!(*ORDER.lock().unwrap(), [0, 1, 2]);
+    assert_eq!((s.runs(0), s.run_works()), (3, 0));
+    assert!(W.iter().all(|w| !w.is_pending()));
+}
+
+/// A multi-CPU stop's participants that wait for a late one sleep (with no watchdog there is
+/// no deadline to wake up for), and are woken when it arrives.
+#[test]
+fn participants_waiting_for_a_late_cpu_sleep() {
+    static GATE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while !GATE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let sm = m.spawn_on(1, move || s.stop_machine(|| 7, None));
+    let until = Instant::now() + Duration::from_secs(1);
+    while !s.is_sleeping(2) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    let slept = s.is_sleeping(2);
+    GATE.store(true, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(sm.recv_timeout(Duration::from_secs(10)), Ok(Ok(7)));
+    assert!(slept, "cpu2 never slept while the stop_machine waited for cpu3");
+    assert_eq!(s.stats().watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
+}
+
+/// The watchdog's report of a late `stop_two_cpus` names both CPUs it waits for.
+#[test]
+fn watchdog_names_both_cpus_of_a_late_stop_two_cpus() {
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(20_000_000);
+    // The callback does finish: this is about the report, so the request only reports.
+    s.set_watchdog_fails(false);
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while SLOW.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let two = m.spawn_on(1, move || s.stop_two_cpus(2, 3, || 0));
+    let want = "stop request not finished after 20 ms; waiting for CPUs 2-3";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !m.reports().iter().any(|l| l.contains(want)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    SLOW.store(false, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(two.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert!(m.reports().iter().any(|l| l.contains(want)), "{:?}", m.reports());
+}
+
+/// The watchdog reports a late multi-CPU stop's state once, whichever participant notices first;
+/// after that the participants that wait on in it sleep again (no later deadline to wake for).
+#[test]
+fn after_its_report_a_waiting_participant_sleeps_again() {
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    let m = Machine::new();
+    let s = m.s;
+    if s.spin_ns() == SPIN_ONLY {
+        return; // ARMSTOP_SPIN_NS=spin: no wait sleeps
+    }
+    s.set_watchdog(20_000_000);
+    // The callback does finish: this is about the report, so the request only reports.
+    s.set_watchdog_fails(false);
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while SLOW.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    let sm = m.spawn_on(1, move || s.stop_machine(|| 0, None));
+    let reported = |m: &Machine| m.reports().iter().any(|l| l.contains("multi-CPU stop (PREPARE)"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reported(&m) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !s.is_sleeping(2) && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let slept = s.is_sleeping(2);
+    SLOW.store(false, Ordering::SeqCst);
+    assert_eq!(busy.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    assert_eq!(sm.recv_timeout(Duration::from_secs(10)), Ok(Ok(0)));
+    let prepare = m.reports().iter().filter(|l| l.contains("multi-CPU stop (PREPARE)")).count();
+    assert_eq!(prepare, 1, "one report per state, by whoever notices first: {:?}", m.reports());
+    assert!(slept, "cpu2 did not sleep again after the watchdog reported PREPARE");
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub struct Hw {
     power_on: [AtomicBool; N],
     /// Fault injection: the next boot of this CPU never reports in, until cleared.
     pub stall_boot: [AtomicBool; N],
+    /// Fault injection: the next boot of this CPU reports in only once this is cleared (late,
+    /// if the controller has given up on it by then).
+    pub late_boot: [AtomicBool; N],
     /// Fault injection: after its dead report the CPU does not power off, until cleared.
     pub stall_off: [AtomicBool; N],
     /// Fault injection: CPU_ON is refused with this error.
@@ -161,6 +164,7 @@ impl Machine {
             power_on: std::array::from_fn(|c| AtomicBool::new(c == 0)),
             stall_boot: std::array::from_fn(|_| AtomicBool::new(false)),
             stall_off: std::array::from_fn(|_| AtomicBool::new(false)),
+            late_boot: std::array::from_fn(|_| AtomicBool::new(false)),
             refuse_on: Mutex::new(None),
             migrations: Mutex::new(Vec::new()),
         }));
@@ -251,6 +255,7 @@ impl Drop for Machine {
         for cpu in 0..N {
             self.hw.stall_boot[cpu].store(false, Ordering::SeqCst);
             self.hw.stall_off[cpu].store(false, Ordering::SeqCst);
+            self.hw.late_boot[cpu].store(false, Ordering::SeqCst);
             self.hw.wake(cpu);
         }
         if thread::panicking() {
@@ -296,6 +301,10 @@ fn cpu_thread(hw: &'static Hw, s: &'static S, hp: &'static H, cpu: usize) {
             }
             hw.powered[cpu].store(false, Ordering::SeqCst);
             continue;
+        }
+        // Injected: slow to come up, it reports in once released.
+        if !stall(hw, &hw.late_boot[cpu]) {
+            return;
         }
         if first && cpu == 0 {
             hp.boot_cpu_online();

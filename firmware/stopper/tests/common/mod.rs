@@ -187,6 +187,11 @@ impl Drop for Machine {
         for t in self.s.platform().threads.get().unwrap() {
             t.unpark();
         }
+        if thread::panicking() {
+            // A failed test: a CPU thread may be stuck in the wait that failed it, so joining
+            // could hang and hide the failure. Leave them; the process ends with the report.
+            return;
+        }
         // A halted CPU's thread blocks for good: left behind, as the CPU is.
         for (cpu, h) in self.handles.drain(..).enumerate() {
             if !self.s.platform().halted[cpu].load(Ordering::SeqCst) {
