@@ -595,6 +595,27 @@ fn participants_waiting_for_a_late_cpu_sleep() {
     assert_eq!(s.stats().watchdog_reports, 0, "no watchdog is set: {:?}", m.reports());
 }
 
+/// Keeps cpu3 in a callback (asked from cpu0) until `slow` is cleared; returns once it runs
+/// there, with the request's answer to come.
+fn hold_cpu3(
+    m: &Machine,
+    slow: &'static AtomicBool,
+) -> std::sync::mpsc::Receiver<Result<i32, StopError>> {
+    let s = m.s;
+    let busy = m.spawn_on(0, move || {
+        s.stop_one_cpu(3, || {
+            while slow.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        })
+    });
+    while s.running(3).is_none() {
+        std::thread::yield_now();
+    }
+    busy
+}
+
 /// The watchdog's report of a late `stop_two_cpus` names both CPUs it waits for.
 #[test]
 fn watchdog_names_both_cpus_of_a_late_stop_two_cpus() {
@@ -604,17 +625,7 @@ fn watchdog_names_both_cpus_of_a_late_stop_two_cpus() {
     s.set_watchdog(20_000_000);
     // The callback does finish: this is about the report, so the request only reports.
     s.set_watchdog_fails(false);
-    let busy = m.spawn_on(0, move || {
-        s.stop_one_cpu(3, || {
-            while SLOW.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-            0
-        })
-    });
-    while s.running(3).is_none() {
-        std::thread::yield_now();
-    }
+    let busy = hold_cpu3(&m, &SLOW);
     let two = m.spawn_on(1, move || s.stop_two_cpus(2, 3, || 0));
     let want = "stop request not finished after 20 ms; waiting for CPUs 2-3";
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -640,17 +651,7 @@ fn after_its_report_a_waiting_participant_sleeps_again() {
     s.set_watchdog(20_000_000);
     // The callback does finish: this is about the report, so the request only reports.
     s.set_watchdog_fails(false);
-    let busy = m.spawn_on(0, move || {
-        s.stop_one_cpu(3, || {
-            while SLOW.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-            0
-        })
-    });
-    while s.running(3).is_none() {
-        std::thread::yield_now();
-    }
+    let busy = hold_cpu3(&m, &SLOW);
     let sm = m.spawn_on(1, move || s.stop_machine(|| 0, None));
     let reported = |m: &Machine| m.reports().iter().any(|l| l.contains("multi-CPU stop (PREPARE)"));
     let deadline = Instant::now() + Duration::from_secs(10);
