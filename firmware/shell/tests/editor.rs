@@ -96,6 +96,40 @@ fn a_mid_line_edit_redraws_prompt_line_and_cursor() {
     assert_eq!(ed.cursor(), 2);
 }
 
+/// The cursor is put back with `ESC [ n D`, n in decimal: one, two and three digits.
+#[test]
+fn the_cursor_goes_back_by_one_two_or_three_digits() {
+    for (typed, back) in [(5, "5"), (12, "12"), (107, "107"), (LINE_MAX, "128")] {
+        let mut ed = Editor::new("> ");
+        let text = "x".repeat(typed);
+        let (_, echo) = feed(&mut ed, &cat(&[text.as_bytes(), b"\x01"]));
+        let echo = String::from_utf8(echo).unwrap();
+        let want = format!("\r> {text}\x1b[K\x1b[{back}D");
+        assert!(echo.ends_with(&want), "{typed} back: {echo:?}");
+        assert_eq!(ed.cursor(), 0);
+    }
+}
+
+/// Ctrl-L starts the prompt and the line again on a fresh terminal line; the line is unchanged.
+#[test]
+fn ctrl_l_redraws_on_a_new_line() {
+    let mut ed = Editor::new("> ");
+    let (events, echo) = feed(&mut ed, b"cp\x0c");
+    assert!(events.is_empty());
+    assert_eq!(echo, b"cp\r\n\r> cp\x1b[K");
+    assert_eq!(ed.text(), b"cp");
+    assert_eq!(lines(&mut ed, b"us\r"), ["cpus"]);
+}
+
+/// The editor's prompt is the one it was made with; a line's `Debug` shows its bytes escaped.
+#[test]
+fn prompt_and_line_debug() {
+    let mut ed = Editor::new("armstop> ");
+    assert_eq!(ed.prompt(), "armstop> ");
+    let (events, _) = feed(&mut ed, b"cpus\x01\x05\"\r");
+    assert_eq!(format!("{events:?}"), r#"[Line(Line("cpus\""))]"#);
+}
+
 #[test]
 fn kill_keys_and_ctrl_c() {
     assert_eq!(one_line(b"garbage\x15cpus\r"), "cpus");
