@@ -266,6 +266,20 @@ fn unknown_escape_sequences_are_swallowed_whole() {
     assert_eq!(l.len(), 1);
     assert!(l[0].ends_with("cpus"), "{l:?}");
     assert_eq!(lines(&mut ed, b"stats\r"), ["stats"]);
+    // The key code is the whole first number: F5 (15) is not Home (1), and text typed after it
+    // still goes where the cursor was.
+    assert_eq!(one_line(b"ab\x1b[15~c\r"), "abc");
+    // A run of intermediate bytes counts towards the limit as parameters do: the byte past it
+    // is dropped with the sequence, and the rest is text ('y' is not taken as its final byte).
+    assert_eq!(one_line(b"x\x1b[        !yz\r"), "xyz");
+}
+
+/// Only the first number of a CSI sequence is its key code: modifiers after `;` (Ctrl-Delete,
+/// ESC [ 3 ; 5 ~) do not change which key it is.
+#[test]
+fn a_modified_key_is_still_that_key() {
+    assert_eq!(one_line(&cat(&[b"stoxp", LEFT, LEFT, b"\x1b[3;5~\r"])), "stop");
+    assert_eq!(one_line(&cat(&[b"top", b"\x1b[1;2~", b"s\r"])), "stop");
 }
 
 proptest! {
