@@ -68,6 +68,20 @@ fn backspace_and_delete_rub_out() {
     assert_eq!(one_line(&cat(&[b"stoxp", LEFT, LEFT, b"\x04\r"])), "stop");
     // Backspace at the start does nothing.
     assert_eq!(one_line(&cat(&[b"ab", LEFT, LEFT, b"\x7f\r"])), "ab");
+    // Mid-line it takes the byte before the cursor, and the rest moves up.
+    assert_eq!(one_line(&cat(&[b"stxop", LEFT, LEFT, b"\x7f\r"])), "stop");
+}
+
+/// At the end of the line a rub-out is echoed as back, space, back; mid-line the line is drawn
+/// again.
+#[test]
+fn backspace_echo() {
+    let mut ed = Editor::new("> ");
+    let (_, echo) = feed(&mut ed, b"ab\x7f");
+    assert_eq!(echo, b"ab\x08 \x08");
+    let mut ed = Editor::new("> ");
+    let (_, echo) = feed(&mut ed, &cat(&[b"abc", LEFT, b"\x7f"]));
+    assert!(echo.ends_with(b"\r> ac\x1b[K\x1b[1D"), "{:?}", String::from_utf8_lossy(&echo));
 }
 
 #[test]
@@ -183,6 +197,22 @@ fn tab_completes_command_names() {
     assert_eq!(one_line(b"stopc\t\r"), "stopcpus ");
     // `help`'s argument is a command name too.
     assert_eq!(one_line(b"help pow\t\r"), "help poweroff ");
+    // Leading spaces are no word.
+    assert_eq!(one_line(b"  he\t\r"), "  help ");
+}
+
+/// A line already past its room is not completed (the bytes past the end were never kept).
+#[test]
+fn tab_on_a_line_too_long_rings_and_adds_nothing() {
+    let mut ed = Editor::new("> ");
+    let full = format!("{}he", " ".repeat(LINE_MAX - 2));
+    feed(&mut ed, full.as_bytes());
+    let (_, echo) = feed(&mut ed, b"l");
+    assert_eq!(echo, b"\x07", "the first byte past the room rings");
+    let (_, echo) = feed(&mut ed, b"\t");
+    assert_eq!(echo, b"\x07");
+    let (events, _) = feed(&mut ed, b"\r");
+    assert!(matches!(&events[..], [Event::TooLong(n)] if *n == LINE_MAX + 1), "{events:?}");
 }
 
 #[test]
