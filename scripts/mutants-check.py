@@ -10,7 +10,8 @@
       counts as caught; a run whose directory name has `loom` in it is a loom pass), counts per
       crate, and every survivor. Exits 1 if a survivor is not in FILE, or if FILE lets one
       through in the code the issue names (the stopper's and hotplug's queueing, parking,
-      locking and state machine) for any reason but `equivalent`.
+      locking and state machine, and the stopper watchdog's unlinking, aborting, claiming and
+      halting of a stuck request) for any reason but `equivalent` or `test-only`.
 
 The allow-list names a mutant without its line and column (so that edits elsewhere in the file
 do not stale it), or with them for one place only, then gives its reason on the indented
@@ -38,7 +39,11 @@ CORE = re.compile(
     r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
     r"|notify_cpu|notify_mask|stop_one_cpu|stop_one_cpu_nowait|stop_two_cpus|stop_cpus"
     r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback"
-    r"|in_progress_chan|stop_cpus_chan)\b)"
+    r"|in_progress_chan|stop_cpus_chan"
+    # The watchdog's failing of a request: unlink (List::), abort, claim, halt, recover.
+    r"|fail_request|call_user|complete|claim_stuck|unclaim|is_halted|halted|mark_halted"
+    r"|recover_fault)\b"
+    r"|MultiStop<'a>::(abort|participate)\b)"
     r"|^firmware/hotplug/src/lib\.rs:.* in (transition_allowed|CpuState::from_u32"
     r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
     r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)\b)"
@@ -53,7 +58,10 @@ CORE_FN = re.compile(
     r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
     r"|notify_cpu|notify_mask|stop_one_cpu|stop_one_cpu_nowait|stop_two_cpus|stop_cpus"
     r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback"
-    r"|in_progress_chan|stop_cpus_chan)[ -])"
+    r"|in_progress_chan|stop_cpus_chan"
+    r"|fail_request|call_user|complete|claim_stuck|unclaim|is_halted|halted|mark_halted"
+    r"|recover_fault)[ -]"
+    r"|MultiStop<'a>::(abort|participate)[ -])"
     r"|^firmware/hotplug/src/lib\.rs:\d+:\d+: replace (transition_allowed |CpuState::from_u32 "
     r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
     r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)[ -])"

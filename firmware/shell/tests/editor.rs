@@ -68,6 +68,20 @@ fn backspace_and_delete_rub_out() {
     assert_eq!(one_line(&cat(&[b"stoxp", LEFT, LEFT, b"\x04\r"])), "stop");
     // Backspace at the start does nothing.
     assert_eq!(one_line(&cat(&[b"ab", LEFT, LEFT, b"\x7f\r"])), "ab");
+    // Mid-line it takes the byte before the cursor, and the rest moves up.
+    assert_eq!(one_line(&cat(&[b"stxop", LEFT, LEFT, b"\x7f\r"])), "stop");
+}
+
+/// At the end of the line a rub-out is echoed as back, space, back; mid-line the line is drawn
+/// again.
+#[test]
+fn backspace_echo() {
+    let mut ed = Editor::new("> ");
+    let (_, echo) = feed(&mut ed, b"ab\x7f");
+    assert_eq!(echo, b"ab\x08 \x08");
+    let mut ed = Editor::new("> ");
+    let (_, echo) = feed(&mut ed, &cat(&[b"abc", LEFT, b"\x7f"]));
+    assert!(echo.ends_with(b"\r> ac\x1b[K\x1b[1D"), "{:?}", String::from_utf8_lossy(&echo));
 }
 
 #[test]
@@ -94,6 +108,40 @@ fn a_mid_line_edit_redraws_prompt_line_and_cursor() {
     let echo = String::from_utf8(echo).unwrap();
     assert!(echo.ends_with("\rarmstop> stop\x1b[K\x1b[2D"), "{echo:?}");
     assert_eq!(ed.cursor(), 2);
+}
+
+/// The cursor is put back with `ESC [ n D`, n in decimal: one, two and three digits.
+#[test]
+fn the_cursor_goes_back_by_one_two_or_three_digits() {
+    for (typed, back) in [(5, "5"), (12, "12"), (107, "107"), (LINE_MAX, "128")] {
+        let mut ed = Editor::new("> ");
+        let text = "x".repeat(typed);
+        let (_, echo) = feed(&mut ed, &cat(&[text.as_bytes(), b"\x01"]));
+        let echo = String::from_utf8(echo).unwrap();
+        let want = format!("\r> {text}\x1b[K\x1b[{back}D");
+        assert!(echo.ends_with(&want), "{typed} back: {echo:?}");
+        assert_eq!(ed.cursor(), 0);
+    }
+}
+
+/// Ctrl-L starts the prompt and the line again on a fresh terminal line; the line is unchanged.
+#[test]
+fn ctrl_l_redraws_on_a_new_line() {
+    let mut ed = Editor::new("> ");
+    let (events, echo) = feed(&mut ed, b"cp\x0c");
+    assert!(events.is_empty());
+    assert_eq!(echo, b"cp\r\n\r> cp\x1b[K");
+    assert_eq!(ed.text(), b"cp");
+    assert_eq!(lines(&mut ed, b"us\r"), ["cpus"]);
+}
+
+/// The editor's prompt is the one it was made with; a line's `Debug` shows its bytes escaped.
+#[test]
+fn prompt_and_line_debug() {
+    let mut ed = Editor::new("armstop> ");
+    assert_eq!(ed.prompt(), "armstop> ");
+    let (events, _) = feed(&mut ed, b"cpus\x01\x05\"\r");
+    assert_eq!(format!("{events:?}"), r#"[Line(Line("cpus\""))]"#);
 }
 
 #[test]
@@ -149,6 +197,22 @@ fn tab_completes_command_names() {
     assert_eq!(one_line(b"stopc\t\r"), "stopcpus ");
     // `help`'s argument is a command name too.
     assert_eq!(one_line(b"help pow\t\r"), "help poweroff ");
+    // Leading spaces are no word.
+    assert_eq!(one_line(b"  he\t\r"), "  help ");
+}
+
+/// A line already past its room is not completed (the bytes past the end were never kept).
+#[test]
+fn tab_on_a_line_too_long_rings_and_adds_nothing() {
+    let mut ed = Editor::new("> ");
+    let full = format!("{}he", " ".repeat(LINE_MAX - 2));
+    feed(&mut ed, full.as_bytes());
+    let (_, echo) = feed(&mut ed, b"l");
+    assert_eq!(echo, b"\x07", "the first byte past the room rings");
+    let (_, echo) = feed(&mut ed, b"\t");
+    assert_eq!(echo, b"\x07");
+    let (events, _) = feed(&mut ed, b"\r");
+    assert!(matches!(&events[..], [Event::TooLong(n)] if *n == LINE_MAX + 1), "{events:?}");
 }
 
 #[test]
@@ -232,6 +296,20 @@ fn unknown_escape_sequences_are_swallowed_whole() {
     assert_eq!(l.len(), 1);
     assert!(l[0].ends_with("cpus"), "{l:?}");
     assert_eq!(lines(&mut ed, b"stats\r"), ["stats"]);
+    // The key code is the whole first number: F5 (15) is not Home (1), and text typed after it
+    // still goes where the cursor was.
+    assert_eq!(one_line(b"ab\x1b[15~c\r"), "abc");
+    // A run of intermediate bytes counts towards the limit as parameters do: the byte past it
+    // is dropped with the sequence, and the rest is text ('y' is not taken as its final byte).
+    assert_eq!(one_line(b"x\x1b[        !yz\r"), "xyz");
+}
+
+/// Only the first number of a CSI sequence is its key code: modifiers after `;` (Ctrl-Delete,
+/// ESC [ 3 ; 5 ~) do not change which key it is.
+#[test]
+fn a_modified_key_is_still_that_key() {
+    assert_eq!(one_line(&cat(&[b"stoxp", LEFT, LEFT, b"\x1b[3;5~\r"])), "stop");
+    assert_eq!(one_line(&cat(&[b"top", b"\x1b[1;2~", b"s\r"])), "stop");
 }
 
 proptest! {

@@ -475,8 +475,9 @@ impl Platform for Recorder {
     fn report(&self, _: std::fmt::Arguments<'_>) {}
 }
 
-/// The `Platform` defaults: `kick_set` kicks each CPU of the set, and `sleep` on a platform that
-/// cannot sleep spins once (a relax) and returns.
+/// The `Platform` defaults: `kick_set` kicks each CPU of the set, `sleep` on a platform that
+/// cannot sleep spins once (a relax) and returns, `halt` halts nothing and `run_callback` just
+/// calls the callback.
 #[test]
 fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
     let p = Recorder::default();
@@ -484,6 +485,9 @@ fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
     assert_eq!(*p.kicks.lock().unwrap(), vec![0, 2, 3]);
     p.sleep(u64::MAX);
     assert_eq!(p.relaxes.load(Ordering::SeqCst), 1);
+    // A platform that does not say how to halt a CPU cannot: the watchdog then waits on.
+    assert!(!p.halt(0) && !p.halt(3));
+    assert_eq!(p.run_callback(&mut || 7), 7);
 }
 
 /// The spin budget as `ARMSTOP_SPIN_NS` spells it: ns, or `spin` for spin-only.
@@ -496,12 +500,14 @@ fn spin_budgets_parse() {
     assert_eq!(parse_spin_ns("20us"), None);
 }
 
-/// Ids past the stoppers' room are no CPU: not enabled, not asleep (and never looked up).
+/// Ids past the stoppers' room are no CPU: not enabled, not asleep, not halted (and never
+/// looked up).
 #[test]
 fn per_cpu_queries_past_the_room_answer_no() {
     let m = Machine::new();
     assert!(!m.s.is_enabled(N));
     assert!(!m.s.is_sleeping(N));
+    assert!(!m.s.is_halted(N) && !m.s.is_halted(usize::MAX));
     assert_eq!(m.s.enabled_mask(), CpuSet::first_n(N));
 }
 

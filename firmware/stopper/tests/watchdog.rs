@@ -172,3 +172,32 @@ fn a_cpu_that_cannot_be_halted_is_waited_for_with_reports() {
     assert!(m.reports().join("\n").contains("cpu1: stuck inside"));
     assert_eq!(m.on(0, move || s.stop_one_cpu(1, || 2)), Ok(2));
 }
+
+/// The fault path's recovery (`recover_fault`), as the firmware's exception handler calls it on
+/// a CPU whose request callback faulted: outside a callback there is nothing to recover; inside
+/// one, the work is finished with the given result, so the requester gets it instead of waiting
+/// (or timing out), and the CPU may be restarted. The host "CPU" then stays where the fault
+/// path left it (spinning, as it would until restarted), so the machine is not joined.
+#[test]
+fn a_faulted_callback_is_finished_by_fault_recovery() {
+    static RECOVERED: AtomicUsize = AtomicUsize::new(0);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(10 * LIMIT_NS);
+    assert!(!m.on(1, move || s.recover_fault(0)), "recovered outside any callback");
+    let r = m.on(0, move || {
+        s.stop_one_cpu(3, || {
+            RECOVERED.store(if s.recover_fault(-14) { 1 } else { 2 }, Ordering::SeqCst);
+            loop {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+        })
+    });
+    assert_eq!(r, Ok(-14), "the requester did not get the faulted callback's result");
+    wait_for("the recovery to return", || RECOVERED.load(Ordering::SeqCst) != 0);
+    assert_eq!(RECOVERED.load(Ordering::SeqCst), 1, "recovery said the CPU may not restart");
+    assert!(s.halted().is_empty());
+    assert_eq!(s.stats().timed_out, 0);
+    std::mem::forget(m);
+}
