@@ -30,10 +30,13 @@ from pathlib import Path
 LOOM_FILES = re.compile(r"^firmware/(stopper|hotplug|psci-provider|sync)/src/")
 
 # The code the issue names: no survivor allowed there unless it is equivalent to the original.
-CORE = re.compile(
-    r"^firmware/stopper/src/lib\.rs:.* in (List::|Done::|MultiStopState::from_u32"
-    r"|MultiStop<'a>::(new|set_state|ack_state|run|chan)\b|<impl Drop for WaitingGuard|NowaitWork::"
-    r"|(bit|cpus_where|erase)\b"
+# Each entry is a file's pattern and its functions: a mutant inside one ("... in NAME") or one
+# replacing it whole ("replace NAME ...") is in the core. `PREFIXES` match as they are (a
+# type's every method); `FUNCTIONS` must end there.
+STOPPER_PREFIXES = r"List::|Done::|<impl Drop for WaitingGuard|NowaitWork::"
+STOPPER_FUNCTIONS = (
+    r"MultiStopState::from_u32|MultiStop<'a>::(new|set_state|ack_state|run|chan|abort|participate)"
+    r"|bit|cpus_where|erase"
     r"|Stoppers<P, N>::(queue_\w+|run_works|has_work|park|stop_machine_park|stop_machine_unpark"
     r"|park_requested|is_enabled|is_parked|enabled_mask|stop_cpus_locked|lock_waiting"
     r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
@@ -42,30 +45,34 @@ CORE = re.compile(
     r"|in_progress_chan|stop_cpus_chan"
     # The watchdog's failing of a request: unlink (List::), abort, claim, halt, recover.
     r"|fail_request|call_user|complete|claim_stuck|unclaim|is_halted|halted|mark_halted"
-    r"|recover_fault)\b"
-    r"|MultiStop<'a>::(abort|participate)\b)"
-    r"|^firmware/hotplug/src/lib\.rs:.* in (transition_allowed|CpuState::from_u32"
-    r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
-    r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)\b)"
+    r"|recover_fault)"
 )
+HOTPLUG_FUNCTIONS = (
+    r"transition_allowed|CpuState::from_u32"
+    r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
+    r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)"
+)
+CORE_CODE = (
+    (r"firmware/stopper/src/lib\.rs", STOPPER_PREFIXES, STOPPER_FUNCTIONS),
+    (r"firmware/hotplug/src/lib\.rs", None, HOTPLUG_FUNCTIONS),
+)
+
+
+def core_pattern(where, end):
+    """One pattern over `CORE_CODE`: `where` says how the name is introduced, `end` what must
+    follow a function's name."""
+    files = []
+    for path, prefixes, functions in CORE_CODE:
+        names = f"(?:{functions}){end}"
+        if prefixes:
+            names = f"{prefixes}|{names}"
+        files.append(f"^{path}:{where}(?:{names})")
+    return re.compile("|".join(files))
+
+
+CORE = core_pattern(r".* in ", r"\b")
 # Whole-function replacements name the function without " in ".
-CORE_FN = re.compile(
-    r"^firmware/stopper/src/lib\.rs:\d+:\d+: replace (List::|Done::|MultiStopState::from_u32 "
-    r"|MultiStop<'a>::(new|set_state|ack_state|run|chan) |<impl Drop for WaitingGuard|NowaitWork::"
-    r"|(bit|cpus_where|erase) "
-    r"|Stoppers<P, N>::(queue_\w+|run_works|has_work|park|stop_machine_park|stop_machine_unpark"
-    r"|park_requested|is_enabled|is_parked|enabled_mask|stop_cpus_locked|lock_waiting"
-    r"|lock_stop_cpus|wait|wait_until|wait_until_polled|wait_loop|sleep_once|notify"
-    r"|notify_cpu|notify_mask|stop_one_cpu|stop_one_cpu_nowait|stop_two_cpus|stop_cpus"
-    r"|try_stop_cpus|stop_machine|check_caller|check_cpu|check_mask|in_callback"
-    r"|in_progress_chan|stop_cpus_chan"
-    r"|fail_request|call_user|complete|claim_stuck|unclaim|is_halted|halted|mark_halted"
-    r"|recover_fault)[ -]"
-    r"|MultiStop<'a>::(abort|participate)[ -])"
-    r"|^firmware/hotplug/src/lib\.rs:\d+:\d+: replace (transition_allowed |CpuState::from_u32 "
-    r"|Hotplug<'s, S, P, N>::(try_transition|transition|state|is_online|online_mask|lock|wait"
-    r"|boot_cpu_online|cpu_online|take_cpu_down|dying_step|cpu_down|cpu_up)[ -])"
-)
+CORE_FN = core_pattern(r"\d+:\d+: replace ", r"[ -]")
 KINDS = ("equivalent", "test-only", "diagnostics", "timing")
 # What may survive in the core code: what cannot change the program the tests run.
 CORE_KINDS = ("equivalent:", "test-only:")
