@@ -243,16 +243,7 @@ pub fn on_rx_interrupt() {
 /// Writes bytes as they are, under the console lock, with no line ending added: a line
 /// editor's echo and redraws (see [`write_line`] for whole lines).
 pub fn write_raw(bytes: &[u8]) {
-    let _irq = crate::cpu::mask_irqs();
-    let me = crate::cpu::id();
-    if OWNER.load(Ordering::Relaxed) == me {
-        raw_bytes(bytes);
-        return;
-    }
-    let _g = LOCK.lock();
-    OWNER.store(me, Ordering::Relaxed);
-    raw_bytes(bytes);
-    OWNER.store(NO_OWNER, Ordering::Relaxed);
+    locked(|| raw_bytes(bytes));
 }
 
 /// Emits bytes without the LF to CR LF translation of lines (the editor sends its own CR LF).
@@ -345,16 +336,21 @@ static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
 pub fn write_line(args: fmt::Arguments<'_>) {
     let mut line = LineBuf::<LINE_MAX>::new();
     let _ = line.write_fmt(args);
+    locked(|| emit(line.as_str()));
+}
+
+/// Runs `f` (one write) under the console lock with IRQs masked, the owner recorded.
+fn locked(f: impl FnOnce()) {
     let _irq = crate::cpu::mask_irqs();
     let me = crate::cpu::id();
     if OWNER.load(Ordering::Relaxed) == me {
         // Re-entered on this CPU (a fault while printing): waiting would deadlock.
-        emit(line.as_str());
+        f();
         return;
     }
     let _g = LOCK.lock();
     OWNER.store(me, Ordering::Relaxed);
-    emit(line.as_str());
+    f();
     OWNER.store(NO_OWNER, Ordering::Relaxed);
 }
 
