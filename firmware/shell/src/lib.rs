@@ -16,6 +16,7 @@
 use core::fmt;
 
 pub mod editor;
+pub mod input;
 pub use editor::{Editor, Event, Line};
 
 pub use armstop_cpuset::{CpuSet, MAX_CPUS, ParseCpuSetError};

@@ -78,6 +78,23 @@ impl Step {
         }
         n
     }
+
+    /// Seconds its lines ask the machine to spend on purpose (`soak 10m`, `storm 30s`,
+    /// `sleep 500`), which its time limit allows on top of the usual answer time; a line that
+    /// does not parse asks for none.
+    pub fn asks_secs(&self) -> u64 {
+        self.input
+            .split(|&b| b == b'\r' || b == b'\n')
+            .map(|line| match armstop_shell::parse_line(line, armstop_shell::MAX_CPUS) {
+                Ok(Some(armstop_shell::Command::Soak(s)))
+                | Ok(Some(armstop_shell::Command::Storm(armstop_shell::StormLength::Seconds(s)))) => {
+                    u64::from(s)
+                }
+                Ok(Some(armstop_shell::Command::Sleep(ms))) => u64::from(ms).div_ceil(1000),
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// How many fresh prompts `output` holds.
@@ -343,6 +360,13 @@ mod tests {
         let s = parse_script("> x\\x03\n> stop 0\\rab\\c\n").unwrap();
         assert_eq!(s[0].input, b"x\x03", "Ctrl-C ends the step itself");
         assert_eq!((s[1].input.as_slice(), s[1].prompts()), (&b"stop 0\rab"[..], 1), "left open");
+    }
+
+    #[test]
+    fn a_step_is_given_the_time_its_lines_ask_for() {
+        let s = parse_script("> cpus\n> soak 10m\n> sleep 1500\\rstorm 30s\\rstorm 20\n> soak 9\n")
+            .unwrap();
+        assert_eq!(s.iter().map(Step::asks_secs).collect::<Vec<_>>(), [0, 600, 32, 0]);
     }
 
     #[test]

@@ -85,7 +85,7 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S] [--fault-image NAME...]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S] [--fault-image NAME...]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [--timeout S] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -828,7 +828,8 @@ fn cpus_of(m: &Machine) -> usize {
 }
 
 /// Boots `files` on `m` with its UART on pipes, waits for the console's prompt, then types
-/// each step and waits for the prompt again (or for the machine to end; at most `step_secs`);
+/// each step and waits for the prompt again (or for the machine to end; at most `step_secs`,
+/// plus the time the step's lines ask for);
 /// `poweroff` at the end if it is still running. `echo` copies the console to stdout as it
 /// comes.
 fn converse(
@@ -842,7 +843,21 @@ fn converse(
 ) -> Result<Session, String> {
     use std::io::Write;
     let mut child = spawn_qemu(o, m, files, log_name, Stdio::piped(), Stdio::piped())?;
-    let mut stdin = child.stdin.take();
+    // Typed by a thread of its own: a guest that stops reading fills the pipe, and a write
+    // that blocks would keep the step's time limit from ever being looked at.
+    let stdin = child.stdin.take().map(|mut pipe| {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            for bytes in rx {
+                // A machine that has just ended closes its end of the pipe: what it shows
+                // says so.
+                if pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+        tx
+    });
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let mut stdout = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
@@ -864,7 +879,6 @@ fn converse(
     let begin =
         // The whole report comes first: on 64 CPUs under TCG it takes about 30 s on 2 host CPUs.
         Duration::from_secs(if o.begin_timeout == 0 { 600 } else { o.begin_timeout.max(300) });
-    let step_limit = Duration::from_secs(step_secs);
     let mut runs = Vec::new();
     let mut alive = wait_prompt(&mut child, &rx, echo, &mut all, 0, (1, false), begin, &mut ended)?;
     let report = script::render(&all);
@@ -886,10 +900,10 @@ fn converse(
             )));
             continue;
         }
+        let step_limit = Duration::from_secs(step_secs.saturating_add(step.asks_secs()));
         let mark = all.len();
-        if let Some(w) = stdin.as_mut() {
-            // A machine that has just ended closes its end of the pipe: what it shows says so.
-            let _ = w.write_all(&step.input).and_then(|()| w.flush());
+        if let Some(w) = &stdin {
+            let _ = w.send(step.input.clone());
         }
         alive = wait_prompt(
             &mut child,
@@ -921,8 +935,8 @@ fn converse(
         runs.push(StepRun::Ran(lines, problem));
     }
     if ended.is_none() {
-        if alive && let Some(w) = stdin.as_mut() {
-            let _ = w.write_all(b"poweroff\r").and_then(|()| w.flush());
+        if alive && let Some(w) = &stdin {
+            let _ = w.send(b"poweroff\r".to_vec());
             let mark = all.len();
             let limit = Duration::from_secs(30);
             let _ =
@@ -973,6 +987,10 @@ fn wait_prompt(
                 && (open || all[mark..].ends_with(FRESH_PROMPT));
             if done {
                 return Ok(true);
+            }
+            // A machine that never stops printing has not answered either.
+            if start.elapsed() >= limit {
+                return Ok(false);
             }
             continue;
         }
@@ -1029,8 +1047,8 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
             ok &= status.success();
             continue;
         }
-        // A user's script may soak for hours: no limit unless --timeout gives one.
-        let step_secs = if o.timeout == 0 { u64::MAX / 4 } else { o.timeout };
+        // A step that asks for time (`soak 2h`) is given it on top of this.
+        let step_secs = if o.timeout == 0 { CONSOLE_STEP_SECS } else { o.timeout };
         let session = converse(o, m, &files, &steps, "run", true, step_secs)?;
         println!();
         let (mut failed, mut ignored) = (0, 0);

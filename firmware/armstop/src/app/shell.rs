@@ -117,7 +117,7 @@ pub fn run() -> ! {
             Event::TooLong(n) => error(format_args!("{}; nothing was run", ParseError::TooLong(n))),
             Event::Lost => error(format_args!(
                 "input lost on the UART ({}); the line was discarded",
-                Rx::describe(lost)
+                console::describe_loss(lost)
             )),
             Event::Cancelled => {}
         }

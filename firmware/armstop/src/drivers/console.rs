@@ -5,8 +5,9 @@
 //! byte lost to an overrun, a framing or parity error or a break is reported, never passed on
 //! as data. Once [`enable_rx_interrupts`] has run, the UART's interrupt handler
 //! ([`on_rx_interrupt`], on the reader's CPU) empties the RX FIFO into a [`RX_BUFFER`]-byte
-//! buffer, so typing ahead while a long command runs is kept; input past a full buffer is
-//! dropped and reported as lost, like an overrun.
+//! queue ([`armstop_shell::input`]), so typing ahead while a long command runs is kept; input
+//! past a full queue is dropped and reported as lost where it was, like an overrun, and the
+//! Enter after a flood is kept.
 //!
 //! Invariant: a line is formatted into a per-call buffer first and written under the console
 //! lock in one go, so lines from different CPUs never interleave within a line. A CPU that
@@ -23,6 +24,8 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use armstop_shell::input::{self, InputQueue};
 
 use crate::board::BOARD;
 
@@ -52,39 +55,15 @@ const FR_BUSY: u32 = 1 << 3;
 const DR_ERRORS: u32 = 0xf00;
 /// UARTIMSC/ICR: receive and receive-timeout interrupts.
 const INT_RX: u32 = (1 << 4) | (1 << 6);
-/// The flag [`Rx::Lost`] carries when the input buffer, not the UART, overflowed.
-const LOST_BUFFER_FULL: u32 = 1 << 16;
 
-/// Bytes of typed-ahead input kept while the reader is busy.
+/// Bytes of typed-ahead input kept while the reader is busy (the last
+/// [`input::LINE_END_RESERVE`] only for line endings, so a flood keeps its Enter).
 pub const RX_BUFFER: usize = 1024;
 
-/// The input buffer: a ring that the UART's interrupt handler fills and [`read`] empties, both
-/// on the reader's CPU; the reader masks IRQs while it takes from it, so the two never
-/// overlap and one index each, with Release/Acquire, is all the ring needs.
-struct RxRing {
-    buf: core::cell::UnsafeCell<[u8; RX_BUFFER]>,
-    /// Next slot the handler writes (only the handler stores it).
-    head: AtomicUsize,
-    /// Next slot the reader takes (only the reader stores it).
-    tail: AtomicUsize,
-    /// Loss not yet reported: UARTDR error bits, or [`LOST_BUFFER_FULL`].
-    lost: core::sync::atomic::AtomicU32,
-    /// Where in the stream the loss happened (the value of `head` then): it is reported when
-    /// the reader gets there, after the bytes that came before it.
-    lost_at: AtomicUsize,
-}
-
-// SAFETY: `buf` slots between `tail` and `head` are only read by the reader, the others only
-// written by the handler, and both run on one CPU with the reader's IRQs masked (see `RxRing`).
-unsafe impl Sync for RxRing {}
-
-static RX: RxRing = RxRing {
-    buf: core::cell::UnsafeCell::new([0; RX_BUFFER]),
-    head: AtomicUsize::new(0),
-    tail: AtomicUsize::new(0),
-    lost: core::sync::atomic::AtomicU32::new(0),
-    lost_at: AtomicUsize::new(0),
-};
+/// The typed-ahead input: filled by [`on_rx_interrupt`], emptied by [`read`], both on the
+/// reader's CPU. The reader takes the lock with IRQs masked, so the handler never finds it
+/// held by its own CPU (and were the UART's interrupt ever routed elsewhere, it would wait).
+static RX: spin::Mutex<InputQueue<RX_BUFFER>> = spin::Mutex::new(InputQueue::new());
 
 fn regs() -> &'static Pl011Regs {
     // SAFETY: the board's UART base is a PL011 register block, mapped as device memory for the
@@ -128,32 +107,21 @@ fn put_bytes(s: &[u8]) {
     }
 }
 
-/// What [`read`] took from the RX FIFO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rx {
-    /// A byte, received whole.
-    Byte(u8),
-    /// Input was lost here: the UART's FIFO or the input buffer overflowed before it was
-    /// read, or a byte arrived broken (framing or parity error, a break on the line). The
-    /// flags are UARTDR's bits 8..=11 (FE, PE, BE, OE) and bit 16 for the buffer, for
-    /// [`Rx::describe`].
-    Lost(u32),
-}
+/// What [`read`] gives: a byte, or input lost at that point (see [`describe_loss`]).
+pub use armstop_shell::input::Rx;
 
-impl Rx {
-    /// What the flags of [`Rx::Lost`] say, in words.
-    pub fn describe(flags: u32) -> &'static str {
-        if flags & LOST_BUFFER_FULL != 0 {
-            "input came faster than the console read it: its 1024-byte buffer overflowed"
-        } else if flags & (1 << 11) != 0 {
-            "receive FIFO overrun (input came faster than it was read)"
-        } else if flags & (1 << 10) != 0 {
-            "break on the line"
-        } else if flags & (1 << 8) != 0 {
-            "framing error (wrong baud rate?)"
-        } else {
-            "parity error"
-        }
+/// What the flags of [`Rx::Lost`] say, in words.
+pub fn describe_loss(flags: u32) -> &'static str {
+    if flags & input::LOST_QUEUE_FULL != 0 {
+        "input came faster than the console read it: its 1024-byte buffer overflowed"
+    } else if flags & (1 << 11) != 0 {
+        "receive FIFO overrun (input came faster than it was read)"
+    } else if flags & (1 << 10) != 0 {
+        "break on the line"
+    } else if flags & (1 << 8) != 0 {
+        "framing error (wrong baud rate?)"
+    } else {
+        "parity error"
     }
 }
 
@@ -161,21 +129,11 @@ impl Rx {
 /// bytes, with a loss where it happened, then what is still in the RX FIFO. Call from the
 /// reader's CPU.
 pub fn read() -> Option<Rx> {
-    // Masked, so the handler cannot fill the buffer between the look at it and the look at
+    // Masked, so the handler cannot fill the queue between the look at it and the look at
     // the FIFO, which would hand a newer byte out before older ones.
     let _irq = crate::cpu::mask_irqs();
-    let tail = RX.tail.load(Ordering::Relaxed);
-    let lost = RX.lost.load(Ordering::Relaxed);
-    if lost != 0 && RX.lost_at.load(Ordering::Relaxed) == tail {
-        RX.lost.store(0, Ordering::Relaxed);
-        return Some(Rx::Lost(lost));
-    }
-    if tail != RX.head.load(Ordering::Acquire) {
-        // SAFETY: the slot at `tail` was written before `head` moved past it (Release) and
-        // is not written again until `tail` moves on (see `RxRing`).
-        let b = unsafe { (*RX.buf.get())[tail % RX_BUFFER] };
-        RX.tail.store(tail.wrapping_add(1), Ordering::Release);
-        return Some(Rx::Byte(b));
+    if let Some(rx) = RX.lock().pop() {
+        return Some(rx);
     }
     read_fifo()
 }
@@ -195,11 +153,10 @@ fn read_fifo() -> Option<Rx> {
     Some(Rx::Byte(d as u8))
 }
 
-/// Whether input is waiting (buffered or in the FIFO, or a loss to report).
+/// Whether input is waiting (queued or in the FIFO, or a loss to report).
 pub fn rx_pending() -> bool {
-    RX.lost.load(Ordering::Relaxed) != 0
-        || RX.tail.load(Ordering::Relaxed) != RX.head.load(Ordering::Acquire)
-        || regs().fr.get() & FR_RXFE == 0
+    let _irq = crate::cpu::mask_irqs();
+    !RX.lock().is_empty() || regs().fr.get() & FR_RXFE == 0
 }
 
 /// Unmasks the UART's receive interrupts: from now on the board's UART interrupt
@@ -211,33 +168,23 @@ pub fn enable_rx_interrupts() {
     u.imsc.set(u.imsc.get() | INT_RX);
 }
 
-/// The UART interrupt's handler: empties the RX FIFO into the input buffer (which lowers the
+/// The UART interrupt's handler: empties the RX FIFO into the input queue (which lowers the
 /// level-triggered line), keeping count of what it could not keep.
 pub fn on_rx_interrupt() {
-    let note_loss = |flags: u32, head: usize| {
-        // One loss at a time is placed; more before it is read join it there.
-        if RX.lost.load(Ordering::Relaxed) == 0 {
-            RX.lost_at.store(head, Ordering::Relaxed);
-        }
-        RX.lost.fetch_or(flags, Ordering::Relaxed);
-    };
+    // Cleared before the FIFO is emptied, not after: a byte that arrives once the last look
+    // found the FIFO empty raises the interrupt again instead of waiting, unsignalled, in the
+    // FIFO (QEMU's PL011 raises it only as the FIFO goes from empty to one byte).
+    regs().icr.set(INT_RX);
+    let mut q = RX.lock();
     while let Some(rx) = read_fifo() {
-        let head = RX.head.load(Ordering::Relaxed);
         match rx {
-            Rx::Lost(flags) => note_loss(flags, head),
+            Rx::Lost(flags) => q.lose(flags),
             Rx::Byte(b) => {
-                if head.wrapping_sub(RX.tail.load(Ordering::Acquire)) >= RX_BUFFER {
-                    note_loss(LOST_BUFFER_FULL, head);
-                    continue;
-                }
-                // SAFETY: the slot at `head` is free (fewer than RX_BUFFER bytes are held) and
-                // only this handler writes slots (see `RxRing`).
-                unsafe { (*RX.buf.get())[head % RX_BUFFER] = b };
-                RX.head.store(head.wrapping_add(1), Ordering::Release);
+                // One it has no room for is kept as a loss in its place.
+                let _ = q.push(b);
             }
         }
     }
-    regs().icr.set(INT_RX);
 }
 
 /// Writes bytes as they are, under the console lock, with no line ending added: a line
