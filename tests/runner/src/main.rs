@@ -1097,6 +1097,8 @@ fn run_main(o: &Options) -> Result<ExitCode, String> {
 /// How long a step of `test --script` may take to give its prompt back: the scripts' longest
 /// steps (a storm, a soak of seconds) take a few seconds; a hung one fails in good time.
 const CONSOLE_STEP_SECS: u64 = 180;
+/// Lines of the report shown before each of its failed checks.
+const REPORT_CONTEXT: usize = 16;
 
 /// A script file's steps, and its name in results (`console-` and the file's stem).
 fn read_script(f: &Path) -> Result<(String, Vec<Step>), String> {
@@ -1148,10 +1150,21 @@ fn console_tests(
     let report_failures: Vec<&str> =
         s.report.iter().filter(|l| l.contains("FAILED")).map(|l| l.trim()).collect();
     if !report_failures.is_empty() {
+        // The lines before each failed check (its section: a matrix, a table) say what failed.
+        let mut shown = vec![false; s.report.len()];
+        for (i, l) in s.report.iter().enumerate() {
+            if l.contains("FAILED") && !l.starts_with("== done") {
+                shown[i.saturating_sub(REPORT_CONTEXT)..=i].fill(true);
+            }
+        }
+        let context: Vec<&str> =
+            s.report.iter().zip(&shown).filter(|(_, s)| **s).map(|(l, _)| l.as_str()).collect();
         results.push(TestResult {
             name: format!("{suite}::<report>"),
             status: Status::Failed(format!(
-                "the report before the console has FAILED checks: {report_failures:?}"
+                "the report before the console has FAILED checks: {report_failures:?}; around \
+                 them:\n    {}",
+                context.join("\n    ")
             )),
         });
         any_failed = true;
