@@ -4,6 +4,11 @@
 //! With `--features pre-fix-park` (the behaviour before Linux's fix "stop_machine: Ensure that a
 //! queued callback will be called before cpu_stop_park()"), `queue_vs_park` must fail: that is
 //! how we know the model can see the bug the fix is about.
+//!
+//! `stop_two_cpus_opposite_orders` is the model of two `stop_two_cpus` on one pair in opposite
+//! orders: with a lock order that follows the arguments instead of the CPU numbers (the
+//! cargo-mutants mutant `a < b` → `a == b` in `stop_two_cpus`) it fails with loom's deadlock
+//! report (an ABBA on the two stoppers' locks), which the host stress tests do not reach.
 #![cfg(loom)]
 
 use armstop_stopper::model::{LoomPlatform, set_cpu};
@@ -145,6 +150,53 @@ fn stop_two_cpus_vs_stop_machine() {
         assert_eq!(r0, Ok(0));
         assert_eq!(two.load(Ordering::SeqCst), 1);
         assert_eq!(machine.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// `stop_two_cpus(0, 1)` from cpu0 against `stop_two_cpus(1, 0)` from cpu1, each requester
+/// serving its own CPU's stopper while it waits: both finish and each function runs exactly
+/// once, on its own `a`. `queue_two_works` holds both stoppers' locks while it queues the pair
+/// of works, so the two works always land in the same order on both lists; what keeps this from
+/// deadlocking is that both calls take the two locks in one global order (the lower CPU's
+/// first, as Linux's `cpu_stop_queue_two_works`). An order that follows the arguments (cpu0's
+/// call taking cpu1's lock first, cpu1's call cpu0's) lets each requester hold one lock and
+/// wait for the other's: an ABBA deadlock, which loom reports. Host stress of opposite pairs
+/// does not hit that window (one preemption between the two lock takes); this model does (it
+/// kills the cargo-mutants mutant `a < b` → `a == b` in `stop_two_cpus`).
+#[test]
+fn stop_two_cpus_opposite_orders() {
+    builder().check(|| {
+        let s = two_enabled();
+        let ran01 = Arc::new(AtomicUsize::new(0));
+        let ran10 = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (s1, r1, f1) = (s.clone(), ran10.clone(), finished.clone());
+        let cpu1 = loom::thread::spawn(move || {
+            set_cpu(1);
+            let s2 = s1.clone();
+            let r = s1.stop_two_cpus(1, 0, move || {
+                r1.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
+                0
+            });
+            // The other request may still have a work queued here: serve it until both are done.
+            f1.fetch_add(1, Ordering::SeqCst);
+            s1.platform().kick(0);
+            idle_loop(&s1, &f1, 2);
+            r
+        });
+        set_cpu(0);
+        let (r0, s2) = (ran01.clone(), s.clone());
+        let mine = s.stop_two_cpus(0, 1, move || {
+            r0.fetch_add(1 << (8 * s2.platform().cpu_id()), Ordering::SeqCst);
+            0
+        });
+        finished.fetch_add(1, Ordering::SeqCst);
+        s.platform().kick(1);
+        idle_loop(&s, &finished, 2);
+        assert_eq!(cpu1.join().unwrap(), Ok(0));
+        assert_eq!(mine, Ok(0));
+        assert_eq!(ran01.load(Ordering::SeqCst), 1, "(0, 1): once, on cpu0");
+        assert_eq!(ran10.load(Ordering::SeqCst), 1 << 8, "(1, 0): once, on cpu1");
     });
 }
 

@@ -12,7 +12,8 @@ use armstop_stopper::{NowaitWork, Platform};
 use common::Machine;
 
 /// Crossed pairs from three CPUs at once: (0,1) from cpu3... each pair's lower/upper order
-/// differs, so queueing without ascending lock order would deadlock.
+/// differs, so queueing without ascending lock order would deadlock. (The window is narrow on
+/// the host; the loom model `stop_two_cpus_opposite_orders` is what reliably sees that race.)
 #[test]
 fn crossed_stop_two_cpus_pairs_never_deadlock() {
     const ITER: u64 = 2_000;
