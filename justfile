@@ -7,12 +7,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # nightly with rust-src, e.g. ARMSTOP_CARGO=$(rustup which --toolchain nightly cargo).
 fw_cargo := env("ARMSTOP_CARGO", if path_exists("/usr/bin/cargo") == "true" { "/usr/bin/cargo" } else { "cargo" })
 fw_rustc := env("ARMSTOP_RUSTC", if path_exists("/usr/bin/rustc") == "true" { "/usr/bin/rustc" } else { "rustc" })
-fw_target := "aarch64-unknown-none-softfloat"
 fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
 boards := "qemu-virt raspi4-tfa raspi4-own-psci"
-image_names := "armstop suite hotplug reset selftest-fail selftest-hang faults fault-panic fault-abort fault-double"
 images_root := justfile_directory() / "target" / "images"
 runner := justfile_directory() / "target" / "debug" / "armstop-runner"
 junit := justfile_directory() / "target" / "junit.xml"
@@ -53,6 +51,14 @@ test: build build-bench
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv2 --dtb firmware/devicetree/tests/data/no-gic.dtb --expect "device tree has no GIC node" armstop
     {{runner}} boot-error --images {{images_root}} --machine raspi4b-own-psci --dtb firmware/devicetree/tests/data/base.dtb --expect "cpu count: board says 4, device tree says 2" armstop
 
+# One test image, on the machines named (default: the full tier of `just machines`), with only
+# the tests whose names contain FILTER: `just test-image mytest virt-gicv3 -- stop_machine`.
+# Every binary in tests/target/src/bin/ is an image. After a failure the image is booted again
+# from the next test, so each failure reported is on a clean machine.
+# Run one test image (or some of its tests) on one machine or the matrix.
+test-image image *args: build
+    {{runner}} test-image --images {{images_root}} --log-dir target/qemu-logs {{image}} {{args}}
+
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's
 # park before Linux's fix, and a CPU marked online before its stopper is enabled; last, the
@@ -80,34 +86,23 @@ mutants *options:
 build: build-firmware
     cargo build --quiet -p armstop-runner
 
-# Each board builds in a target directory of its own, so no build of one board can overwrite
-# another's images.
+# Every binary of the main image's and the test images' packages is an image (a new file in
+# tests/target/src/bin/ needs no list): target/images/<board>/<name>, ELF and .bin. Each board
+# builds in a target directory of its own, so no build of one board can overwrite another's.
 # Build the firmware images (main image and test images) for every board.
 build-firmware:
     for b in {{boards}}; do \
-      ARMSTOP_BOARD=$b RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet \
-        --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
-        --target-dir {{fw_dir}}/$b -p armstop -p armstop-target-tests; \
-      mkdir -p {{images_root}}/$b; \
-      for i in {{image_names}}; do \
-        cp {{fw_dir}}/$b/{{fw_target}}/debug/$i {{images_root}}/$b/$i; \
-        llvm-objcopy -O binary {{images_root}}/$b/$i {{images_root}}/$b/$i.bin; \
-      done; \
+      ARMSTOP_CARGO={{fw_cargo}} ARMSTOP_RUSTC={{fw_rustc}} ARMSTOP_TARGET_DIR={{fw_dir}} \
+        bash scripts/build-images.sh $b {{images_root}}/$b; \
     done
 
-# The release images (`armstop`, for its size, and `bench`) of the boards named, into
-# target/images/<board>/release/.
+# The release images (`armstop`, for its size, and `bench`, among the rest) of the boards named,
+# into target/images/<board>/release/.
 # Build the release benchmark images (default: the qemu-virt board).
 build-bench *bench_boards="qemu-virt":
     for b in {{bench_boards}}; do \
-      ARMSTOP_BOARD=$b RUSTC={{fw_rustc}} RUSTC_BOOTSTRAP=1 {{fw_cargo}} build --quiet --release \
-        --target {{fw_target}} -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
-        --target-dir {{fw_dir}}/$b -p armstop -p armstop-target-tests; \
-      mkdir -p {{images_root}}/$b/release; \
-      for i in armstop bench; do \
-        cp {{fw_dir}}/$b/{{fw_target}}/release/$i {{images_root}}/$b/release/$i; \
-        llvm-objcopy -O binary {{images_root}}/$b/release/$i {{images_root}}/$b/release/$i.bin; \
-      done; \
+      ARMSTOP_CARGO={{fw_cargo}} ARMSTOP_RUSTC={{fw_rustc}} ARMSTOP_TARGET_DIR={{fw_dir}} \
+        bash scripts/build-images.sh $b {{images_root}}/$b/release --release; \
     done
 
 # armstop's release bench image and Linux 6.1 on the same QEMU machines (default virt-gicv2

@@ -17,6 +17,7 @@ use core::fmt;
 
 pub mod editor;
 pub mod input;
+pub mod plan;
 pub use editor::{Editor, Event, Line};
 
 pub use armstop_cpuset::{CpuSet, MAX_CPUS, ParseCpuSetError};

@@ -454,6 +454,12 @@ pub struct ImageReport {
     pub problems: Vec<String>,
     /// The `end` line's counts.
     pub end: Option<(usize, usize, usize)>,
+    /// Tests the image has (the `begin` line's `tests=`).
+    pub total: Option<usize>,
+    /// Where a run that stopped at a failure says to go on (the `end` line's `next=`).
+    pub next: Option<usize>,
+    /// The index of the last test that started (its `start` line's `#<i>`).
+    pub last_started: Option<usize>,
     /// Figures tests reported (`armstop-test: figure <text>`), with the test that was running.
     pub figures: Vec<(String, String)>,
     /// The image's exit status, read where the machine reports it (QEMU's exit code, or the
@@ -520,12 +526,22 @@ pub fn parse_transcript(lines: &[String], exit: Exit, method: ExitMethod) -> Ima
         let line = raw.trim_end_matches(['\r', '\n']);
         if let Some(rest) = line.strip_prefix("armstop-test: begin ") {
             r.suite = field(rest, "suite").map(str::to_string);
-        } else if let Some(name) = line.strip_prefix("armstop-test: start ") {
-            running = Some(name.trim().to_string());
+            r.total = field(rest, "tests").and_then(|v| v.parse().ok());
+        } else if let Some(e) = line.strip_prefix("armstop-test: plan error: ") {
+            r.problems.push(format!("the image refused its plan: {e}"));
+        } else if let Some(rest) = line.strip_prefix("armstop-test: start ") {
+            let rest = rest.trim();
+            let (name, index) = match rest.rsplit_once(" #") {
+                Some((n, i)) if i.parse::<usize>().is_ok() => (n, i.parse().ok()),
+                _ => (rest, None),
+            };
+            r.last_started = index.or(r.last_started);
+            running = Some(name.to_string());
         } else if let Some(text) = line.strip_prefix("armstop-test: figure ") {
             r.figures.push((running.clone().unwrap_or_default(), text.to_string()));
         } else if let Some(rest) = line.strip_prefix("armstop-test: end ") {
             let count = |k| field(rest, k).and_then(|v| v.parse().ok());
+            r.next = count("next");
             match (count("passed"), count("failed"), count("ignored")) {
                 (Some(p), Some(f), Some(i)) => r.end = Some((p, f, i)),
                 _ => r.problems.push(format!("malformed end line: {line:?}")),
@@ -975,6 +991,26 @@ armstop-test: end passed=1 failed=1 ignored=1";
         let t = "armstop-test: begin suite=s board=b cpus=4 tests=1\narmstop-test: start m::t\ntest m::t ... ok (1 us)\narmstop-test: end passed=1 failed=0 ignored=0";
         let r = parse_transcript(&lines(t), Exit::Code(Some(0)), SEMI);
         assert!(r.passed(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn a_run_stopped_at_its_failure_says_where_to_go_on() {
+        let t = "armstop-test: begin suite=s board=b cpus=4 tests=5\narmstop-test: plan from=1 only=* stop-at-failure: 4 of 5 tests\narmstop-test: start m::a #1\ntest m::a ... FAILED: x\narmstop-test: end passed=0 failed=1 ignored=0 next=2";
+        let r = parse_transcript(&lines(t), Exit::Code(Some(1)), SEMI);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!((r.total, r.next, r.last_started), (Some(5), Some(2), Some(1)));
+        assert_eq!(r.tests[0].name, "m::a", "the index is not part of the name");
+        let hung =
+            "armstop-test: begin suite=s board=b cpus=4 tests=5\narmstop-test: start m::a #3";
+        let r = parse_transcript(&lines(hung), Exit::TimedOut(9), SEMI);
+        assert_eq!((r.next, r.last_started), (None, Some(3)));
+        let refused = "armstop-test: begin suite=s tests=5\narmstop-test: plan error: unknown word (got \"plan x\")\narmstop-test: end passed=0 failed=0 ignored=0";
+        let r = parse_transcript(&lines(refused), Exit::Code(Some(1)), SEMI);
+        assert!(
+            r.problems.iter().any(|p| p.contains("refused its plan: unknown word")),
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]

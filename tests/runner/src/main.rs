@@ -41,6 +41,7 @@ use armstop_runner::{
     boot_files, check_fault_image, check_selftest_fail, check_selftest_hang, check_soak,
     console_status, find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
 };
+use armstop_shell::plan::Plan as TestPlan;
 
 const TAIL: usize = 40;
 
@@ -81,11 +82,15 @@ struct Options {
     scripts: Vec<PathBuf>,
     /// For `soak`: how long, in seconds.
     duration: Option<u32>,
+    /// For `test`: only the tests whose names contain this.
+    only: Option<String>,
     args: Vec<String>,
+    /// Positional arguments after `--`.
+    after_dashes: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S] [--fault-image NAME...]\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [--timeout S] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
+    "usage: armstop-runner [--qemu PATH] test [--machines a,b] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--begin-timeout S] [--junit PATH] [--log-dir DIR] [--verbose] --suite NAME... [--reboot-suite NAME...] [--selftest-fail NAME] [--selftest-hang NAME] [--selftest-hang-timeout S] [--fault-image NAME...] [--only TEXT]\n       armstop-runner [--qemu PATH] test-image NAME [MACHINE...] [-- FILTER]   (test --suite NAME [--machines ...] [--only FILTER])\n       armstop-runner [--qemu PATH] boot [--machine M] [--images ROOT] [--firmware-dir DIR] [--timeout S] [--gdb] [--log-dir DIR] NAME|PATH\n       armstop-runner [--qemu PATH] boot-error [--machine M] [--smp N] [--dtb FILE] --expect TEXT NAME\n       armstop-runner [--qemu PATH] run [--script FILE] [--timeout S] [MACHINE...]\n       armstop-runner [--qemu PATH] soak [--machine M] [--images ROOT] [--timeout S] [--log-dir DIR] --duration D\n       armstop-runner machines [--images ROOT] [--firmware-dir DIR]\n(`run` boots the main image on each machine and hands its console to the terminal, or types the script into it, or `poweroff` when stdin is no terminal; `test --script FILE` runs the script on every machine, each step a test.)\n(`boot` and `test` also take --smp N, another CPU count for the machines named, and --dtb FILE, a device tree of your own.)\nImages are ROOT/<board>/NAME (default ROOT: target/images); boot firmware is in DIR (default ROOT/../pi-firmware).".into()
 }
 
 /// Where boot firmware is looked for when not told: next to the image root
@@ -119,7 +124,9 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         expect: None,
         scripts: vec![],
         duration: None,
+        only: None,
         args: vec![],
+        after_dashes: vec![],
     };
     let mut smp: Option<u16> = None;
     let mut cmd = None;
@@ -127,6 +134,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
     let mut firmware_dir = None;
     let seconds =
         |v: String, what: &str| v.parse().map_err(|_| format!("{what} takes whole seconds"));
+    let mut dashes = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |what: &str| it.next().cloned().ok_or_else(|| format!("{a} needs {what}"));
@@ -173,11 +181,26 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                     })?);
             }
             "--gdb" => o.gdb = true,
+            "--only" => {
+                let v = value("a part of a test name")?;
+                if v.is_empty()
+                    || v.len() > armstop_shell::plan::ONLY_MAX
+                    || v.contains(char::is_whitespace)
+                {
+                    return Err(format!(
+                        "--only {v:?}: a part of a test name, 1 to {} bytes, no spaces",
+                        armstop_shell::plan::ONLY_MAX
+                    ));
+                }
+                o.only = Some(v);
+            }
             "-h" | "--help" => return Err(usage()),
-            // `just run -- --script F` passes the separator on.
-            "--" => {}
+            // `just run -- --script F` passes the separator on; `test-image` takes a filter
+            // after it.
+            "--" => dashes = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             s if cmd.is_none() => cmd = Some(s.to_string()),
+            s if dashes => o.after_dashes.push(s.into()),
             s => o.args.push(s.into()),
         }
     }
@@ -201,7 +224,34 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         return Err(format!("--dtb {}: no such file", dtb.display()));
     }
     // The hotplug image takes about two minutes under TCG: keep the default generous.
-    o.timeout = timeout.unwrap_or(if cmd == "test" { 600 } else { 0 });
+    o.timeout = timeout.unwrap_or(if cmd == "test" || cmd == "test-image" { 600 } else { 0 });
+    if cmd == "test-image" {
+        // `test-image IMAGE [MACHINE...] [-- FILTER]`: `test --suite IMAGE [--machines ...]
+        // [--only FILTER]`.
+        let Some((image, machines)) = o.args.split_first() else {
+            return Err(format!("test-image needs an image name\n{}", usage()));
+        };
+        o.suites = vec![image.clone()];
+        if !machines.is_empty() {
+            o.machines = machines.iter().map(|n| machine(n)).collect::<Result<_, _>>()?;
+        }
+        match o.after_dashes.as_slice() {
+            [] => {}
+            [f] if o.only.is_none() => {
+                if f.is_empty() || f.len() > armstop_shell::plan::ONLY_MAX {
+                    return Err(format!(
+                        "filter {f:?}: 1 to {} bytes",
+                        armstop_shell::plan::ONLY_MAX
+                    ));
+                }
+                o.only = Some(f.clone());
+            }
+            _ => return Err("test-image takes one filter after `--`".into()),
+        }
+        o.args.clear();
+    } else if !o.after_dashes.is_empty() {
+        return Err(format!("unexpected {:?} after `--`\n{}", o.after_dashes, usage()));
+    }
     o.firmware_dir = firmware_dir.unwrap_or_else(|| default_firmware_dir(&o.images));
     for name in
         o.suites.iter().chain(&o.selftest_fail).chain(&o.selftest_hang).chain(&o.fault_images)
@@ -265,6 +315,8 @@ fn spawn_qemu(
 
 /// Boots `files` on `m`, reading the console until QEMU exits or a limit passes. `echo` prints
 /// each line as it comes, with a prefix; `interactive` also leaves QEMU's stderr on the terminal.
+/// `plan`, if any, is typed on the console when a test image asks for its plan.
+#[allow(clippy::too_many_arguments)]
 fn boot(
     o: &Options,
     m: &Machine,
@@ -273,9 +325,22 @@ fn boot(
     limits: Limits,
     echo: Option<&str>,
     interactive: bool,
+    plan: Option<Vec<u8>>,
 ) -> Result<Run, String> {
     let stderr = if interactive { Stdio::inherit() } else { Stdio::piped() };
-    let mut child = spawn_qemu(o, m, files, log_name, Stdio::null(), stderr)?;
+    let stdin = if plan.is_some() { Stdio::piped() } else { Stdio::null() };
+    let mut child = spawn_qemu(o, m, files, log_name, stdin, stderr)?;
+    // Typed only once asked: what QEMU hands the UART before the image has enabled it is
+    // dropped. From a thread, so a full pipe cannot hold up the reading.
+    let mut answer = plan.zip(child.stdin.take());
+    let mut type_plan = move || {
+        if let Some((bytes, mut pipe)) = answer.take() {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&bytes).and_then(|()| pipe.flush());
+            });
+        }
+    };
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
@@ -297,9 +362,12 @@ fn boot(
     let mut lines: Vec<String> = Vec::new();
     let mut began = false;
     // Keeps a line; says whether it is the protocol's `begin`.
-    let take = |line: String, lines: &mut Vec<String>| {
+    let mut take = |line: String, lines: &mut Vec<String>| {
         if let Some(prefix) = echo {
             println!("{prefix}{line}");
+        }
+        if line.starts_with(PLAN_ASKED) {
+            type_plan();
         }
         let begin = line.starts_with(BEGIN);
         lines.push(line);
@@ -439,38 +507,15 @@ fn test(o: &Options) -> Result<bool, String> {
         let echo_prefix = format!("[{}] | ", m.name);
         let echo = o.verbose.then_some(echo_prefix.as_str());
         for (image, files) in &p.suites {
-            let run = boot(o, m, files, image, limits(o.timeout), echo, false)?;
-            let report = parse_transcript(&run.lines, run.exit, m.exit());
-            let name = report.suite.clone().unwrap_or_else(|| image.clone());
-            let mut tests: Vec<TestResult> = report
-                .tests
-                .iter()
-                .map(|t| TestResult {
-                    name: format!("{name}::{}", t.name),
-                    status: t.status.clone(),
-                })
-                .collect();
-            for (t, short) in tests.iter().zip(&report.tests) {
-                print_result(m.name, t);
-                for (_, text) in report.figures.iter().filter(|(n, _)| *n == short.name) {
-                    println!("[{}]     {text}", m.name);
-                }
-            }
-            if !report.problems.is_empty() {
-                let msg = report.problems.join("; ");
-                let t =
-                    TestResult { name: format!("{name}::<image>"), status: Status::Failed(msg) };
-                print_result(m.name, &t);
-                tests.push(t);
-            }
-            if !report.passed() {
-                show_tail(&run, &format!("[{}] ", m.name));
-            }
+            let (name, tests) = run_suite(o, m, files, image, echo)?;
             junit.push(JunitSuite { name: format!("{}/{name}", m.name), tests });
         }
         let mut harness = Vec::new();
         if let (Some(files), Some(image)) = (&p.selftest_fail, &o.selftest_fail) {
-            let run = boot(o, m, files, image, limits(o.timeout), echo, false)?;
+            // Every test in one boot, going on after failures: the harness's own recovery is
+            // what this image checks.
+            let every = plan_bytes(&TestPlan::ALL);
+            let run = boot(o, m, files, image, limits(o.timeout), echo, false, every)?;
             let report = parse_transcript(&run.lines, run.exit, m.exit());
             let checks = check_selftest_fail(&report, run.exit);
             let failed = checks.iter().any(|c| c.1.is_some());
@@ -485,7 +530,8 @@ fn test(o: &Options) -> Result<bool, String> {
             }
         }
         if let (Some(files), Some(image)) = (&p.selftest_hang, &o.selftest_hang) {
-            let run = boot(o, m, files, image, limits(o.hang_timeout), echo, false)?;
+            let every = plan_bytes(&TestPlan::ALL);
+            let run = boot(o, m, files, image, limits(o.hang_timeout), echo, false, every)?;
             let report = parse_transcript(&run.lines, run.exit, m.exit());
             let problem = check_selftest_hang(&report, run.exit);
             if problem.is_some() {
@@ -500,7 +546,7 @@ fn test(o: &Options) -> Result<bool, String> {
             });
         }
         for (name, files) in &p.fault_images {
-            let run = boot(o, m, files, name, limits(o.hang_timeout), echo, false)?;
+            let run = boot(o, m, files, name, limits(o.hang_timeout), echo, false, None)?;
             let status = match (run.exit, m.exit()) {
                 (Exit::Code(Some(c)), ExitMethod::Semihosting) => Some(c),
                 (Exit::Code(Some(_)), ExitMethod::PsciSystemOff) => {
@@ -573,6 +619,110 @@ fn test(o: &Options) -> Result<bool, String> {
     Ok(failed == 0 && passed > 0)
 }
 
+/// The line a test image asks for its plan with.
+const PLAN_ASKED: &str = "armstop-test: plan?";
+
+/// What the runner types for a plan.
+fn plan_bytes(plan: &TestPlan) -> Option<Vec<u8>> {
+    Some(format!("{plan}\r").into_bytes())
+}
+
+/// Boots test image `image` on `m` until each of its tests (those `--only` selects) has run,
+/// printing each result; returns the suite's name and the results. The image is told to stop
+/// at its first failure, and is booted again from the next test: each failure it reports is
+/// on a freshly booted machine, so it is the test's own and not one an earlier test left
+/// behind (a held mailbox, a CPU left off). A test that hangs, or stops the machine, is killed
+/// with it, and the run goes on from the next test the same way.
+fn run_suite(
+    o: &Options,
+    m: &Machine,
+    files: &BootFiles,
+    image: &str,
+    echo: Option<&str>,
+) -> Result<(String, Vec<TestResult>), String> {
+    let only = o.only.as_deref().unwrap_or("");
+    let mut name = image.to_string();
+    let mut tests: Vec<TestResult> = Vec::new();
+    let (mut from, mut boots, mut total) = (0, 0, None);
+    loop {
+        boots += 1;
+        let plan = TestPlan { from, only, stop_at_failure: true };
+        let typed = plan_bytes(&plan);
+        let limits = Limits { total: o.timeout, begin: o.begin_timeout };
+        let run = boot(o, m, files, image, limits, echo, false, typed)?;
+        let mut report = parse_transcript(&run.lines, run.exit, m.exit());
+        name = report.suite.clone().unwrap_or(name);
+        total = report.total.or(total);
+        // Where to go on: where the image said, or after the test it hung in or died in
+        // (whose failure is already a result, so the time-out is no second one).
+        let died_in = match (report.next, report.tests.last()) {
+            (None, Some(t)) if report.end.is_none() && matches!(t.status, Status::Failed(_)) => {
+                report.last_started
+            }
+            _ => None,
+        };
+        if died_in.is_some() {
+            report.problems.retain(|p| {
+                !(p.starts_with("timed out after")
+                    || p.starts_with("no `armstop-test: end` line")
+                    || p.starts_with("no `armstop: exit status"))
+            });
+        }
+        let next = report.next.or(died_in.map(|i| i + 1));
+        for short in &report.tests {
+            let t = TestResult {
+                name: format!("{name}::{}", short.name),
+                status: short.status.clone(),
+            };
+            print_result(m.name, &t);
+            for (_, text) in report.figures.iter().filter(|(n, _)| *n == short.name) {
+                println!("[{}]     {text}", m.name);
+            }
+            tests.push(t);
+        }
+        if !report.problems.is_empty() {
+            let msg = report.problems.join("; ");
+            let t = TestResult { name: format!("{name}::<image>"), status: Status::Failed(msg) };
+            print_result(m.name, &t);
+            tests.push(t);
+        }
+        if !report.passed() {
+            show_tail(&run, &format!("[{}] ", m.name));
+        }
+        match (next, total) {
+            // At most one boot per test: a plan that did not move on cannot loop.
+            (Some(n), Some(t)) if n < t && n > from && boots <= t => {
+                println!(
+                    "[{}] note: {name}: booting again from test #{n}, so that the next failure \
+                     is on a clean machine",
+                    m.name
+                );
+                from = n;
+            }
+            _ => break,
+        }
+    }
+    if tests.is_empty() && !only.is_empty() {
+        let t = TestResult {
+            name: format!("{name}::<only>"),
+            status: Status::Failed(format!(
+                "no test of {image} has {only:?} in its name (it has {} tests)",
+                total.unwrap_or(0)
+            )),
+        };
+        print_result(m.name, &t);
+        tests.push(t);
+    }
+    if boots > 1 {
+        println!(
+            "[{}] note: {name}: {boots} boots; each failure above came first on its own freshly \
+             booted machine",
+            m.name
+        );
+    }
+    Ok((name, tests))
+}
+
 /// `boot`'s argument: a path if it has a `/` (or names a `.bin`), else an image name.
 fn image_ref<'a>(o: &'a Options, arg: &'a str) -> ImageRef<'a> {
     if arg.contains('/') || arg.ends_with(".bin") {
@@ -618,7 +768,7 @@ fn boot_interactive(o: &Options) -> Result<ExitCode, String> {
     // The console goes through the runner: on boards that report their status on it, that is
     // where the status is.
     let limits = Limits { total: o.timeout, begin: 0 };
-    let run = boot(o, m, &files, "boot", limits, Some(""), true)?;
+    let run = boot(o, m, &files, "boot", limits, Some(""), true, None)?;
     let status = match (run.exit, m.exit()) {
         (Exit::TimedOut(s), _) => return Ok(fail(format!("timed out after {s} s; QEMU killed"))),
         (Exit::Code(None), _) => return Ok(fail("QEMU was killed by a signal".into())),
@@ -657,7 +807,7 @@ fn boot_error(o: &Options) -> Result<ExitCode, String> {
         o.dtb.as_ref().map_or(String::new(), |d| format!(" -dtb {}", d.display()))
     );
     let limits = Limits { total: if o.timeout == 0 { 120 } else { o.timeout }, begin: 0 };
-    let run = boot(o, m, &files, "boot-error", limits, o.verbose.then_some("| "), false)?;
+    let run = boot(o, m, &files, "boot-error", limits, o.verbose.then_some("| "), false, None)?;
     let said = run.lines.iter().find(|l| l.contains(expect));
     let status = match (run.exit, m.exit()) {
         (Exit::TimedOut(s), _) => Err(format!("did not stop: killed after {s} s")),
@@ -784,7 +934,9 @@ fn describe(o: &Options, m: &Machine) -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = parse(&args).and_then(|(cmd, o)| match cmd.as_str() {
-        "test" => test(&o).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        "test" | "test-image" => {
+            test(&o).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         "boot" => boot_interactive(&o),
         "boot-error" => boot_error(&o),
         "run" => run_main(&o),

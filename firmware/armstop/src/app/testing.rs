@@ -9,15 +9,29 @@
 //! Console protocol, read by the host runner (`tests/runner`):
 //! ```text
 //! armstop-test: begin suite=<suite> board=<board> cpus=<n> tests=<N>
-//! armstop-test: start <name>
+//! armstop-test: plan? <how to answer>
+//! armstop-test: plan from=<i> only=<text> stop-at-failure: <k> of <N> tests
+//! armstop-test: start <name> #<i>
 //! armstop-test: figure <text>          (any number: totals a test reports; the runner prints them)
 //! test <name> ... ok (<N> us) | ignored: <reason> | FAILED: <message>
-//! armstop-test: end passed=<p> failed=<f> ignored=<i>
+//! armstop-test: end passed=<p> failed=<f> ignored=<i> [next=<j>]
 //! ```
 //! then the image exits with status 0 if nothing failed, 1 otherwise.
+//!
+//! The plan is read from the console right after `begin`: a line `plan [from=<i>] [only=<text>]
+//! [stop-at-failure]` runs the tests from index `i` (0-based, in link order) whose names
+//! contain `text`; with `stop-at-failure` the run ends after the first failure, with `next=`
+//! the index to go on from, so that the runner can boot a clean machine for the rest and every
+//! failure it reports is the test's own, not left over from the one before. The runner types
+//! its plan when it sees `plan?` (not before: QEMU hands the UART bytes as soon as it can, and
+//! what arrives before the image has enabled it is dropped). With no runner, an empty line, or
+//! nothing within [`PLAN_WAIT`], every test runs; a line that is not a plan is an error that
+//! ends the run.
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+pub use armstop_shell::plan::{Plan, parse_plan};
 
 use crate::board::{BOARD, cpu_count};
 use crate::console::LineBuf;
@@ -75,15 +89,84 @@ pub fn is_running() -> bool {
     RUNNING.load(Ordering::Acquire)
 }
 
-/// Runs every registered test and ends the run with the result. Boot CPU only.
+/// How long the harness waits for a byte of the plan: with none at all, it runs every test.
+pub const PLAN_WAIT: core::time::Duration = core::time::Duration::from_secs(3);
+
+/// The plan's line, kept for the run (the plan borrows its `only=` text from it).
+static PLAN_LINE: spin::Once<LineBuf<128>> = spin::Once::new();
+/// The plan this run follows (set once, before the first test; never locked, so a test that
+/// faults and restarts the harness finds it as it was).
+static PLAN: spin::Once<Plan<'static>> = spin::Once::new();
+/// The last test reported failed (for `stop-at-failure`).
+static LAST_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Reads the plan's line from the console: up to the first CR or LF after a byte that is not
+/// one, waiting at most [`PLAN_WAIT`] for each byte (a runner types it at once, if slowly
+/// under load; a terminal with nobody at it sends nothing). `Err` if it was too long or input
+/// was lost.
+fn read_plan_line(buf: &mut LineBuf<128>) -> Result<(), &'static str> {
+    use crate::console::Rx;
+    let mut deadline = Instant::now() + PLAN_WAIT;
+    let mut started = false;
+    loop {
+        let rx = crate::console::read();
+        if rx.is_some() {
+            deadline = Instant::now() + PLAN_WAIT;
+        }
+        match rx {
+            Some(Rx::Byte(b'\r' | b'\n')) if started => return Ok(()),
+            // Line ends before the plan: a CR LF's LF, or the runner's lead-in.
+            Some(Rx::Byte(b'\r' | b'\n')) => {}
+            Some(Rx::Byte(b)) if b.is_ascii_graphic() || b == b' ' => {
+                started = true;
+                buf.write_char(char::from(b)).map_err(|_| "plan line over 128 bytes")?;
+            }
+            Some(Rx::Byte(_)) => return Err("plan line has a control or non-ASCII byte"),
+            Some(Rx::Lost(_)) => return Err("input lost on the UART while reading the plan"),
+            None if Instant::now() > deadline => {
+                return if started { Err("plan line not ended within 3 s") } else { Ok(()) };
+            }
+            None => core::hint::spin_loop(),
+        }
+    }
+}
+
+/// Runs the registered tests the plan read from the console selects (every test without
+/// one) and ends the run with the result. Boot CPU only.
 pub fn run(suite: &str) -> ! {
+    let all = tests();
     println!(
         "armstop-test: begin suite={suite} board={} cpus={} tests={}",
         BOARD.name,
         crate::smp::online_mask().len(),
-        tests().len()
+        all.len()
     );
-    CURRENT.store(0, Ordering::Relaxed);
+    println!(
+        "armstop-test: plan? (type `plan [from=<i>] [only=<text>] [stop-at-failure]`; Enter, \
+         or nothing within {} s: every test)",
+        PLAN_WAIT.as_secs()
+    );
+    let mut buf = LineBuf::new();
+    let read = read_plan_line(&mut buf);
+    let line = PLAN_LINE.call_once(|| buf).as_str();
+    let plan = match read.and_then(|()| parse_plan(line)) {
+        Ok(p) => *PLAN.call_once(|| p),
+        Err(e) => {
+            println!("armstop-test: plan error: {e} (got {line:?})");
+            println!("armstop-test: end passed=0 failed=0 ignored=0");
+            crate::power::exit(1)
+        }
+    };
+    let selected =
+        all.iter().enumerate().filter(|(i, t)| plan.selects(*i, display_name(t))).count();
+    println!(
+        "armstop-test: plan from={} only={} {}: {selected} of {} tests",
+        plan.from,
+        if plan.only.is_empty() { "*" } else { plan.only },
+        if plan.stop_at_failure { "stop-at-failure" } else { "go-on-after-failure" },
+        all.len()
+    );
+    CURRENT.store(plan.from, Ordering::Relaxed);
     RUNNING.store(true, Ordering::Release);
     // A fault on any CPU fails the running test instead of stopping the machine.
     crate::fault::set_hook(Some(|cpu, message| is_running() && on_fault(cpu, message)));
@@ -92,11 +175,21 @@ pub fn run(suite: &str) -> ! {
 
 fn run_from_current() -> ! {
     let all = tests();
+    let plan = PLAN.get().copied().unwrap_or(Plan::ALL);
+    let mut next = None;
     loop {
         let i = CURRENT.load(Ordering::Relaxed);
+        if LAST_FAILED.load(Ordering::Relaxed) && plan.stop_at_failure {
+            next = Some(i);
+            break;
+        }
         let Some(t) = all.get(i) else { break };
+        if !plan.selects(i, display_name(t)) {
+            CURRENT.store(i + 1, Ordering::Relaxed);
+            continue;
+        }
         *OUTCOME.lock() = Outcome::None;
-        println!("armstop-test: start {}", display_name(t));
+        println!("armstop-test: start {} #{i}", display_name(t));
         STARTED_AT.store(Instant::now().ticks(), Ordering::Relaxed);
         (t.func)();
         finish_current();
@@ -107,7 +200,10 @@ fn run_from_current() -> ! {
         FAILED.load(Ordering::Relaxed),
         IGNORED.load(Ordering::Relaxed),
     );
-    println!("armstop-test: end passed={p} failed={f} ignored={ig}");
+    match next.filter(|&n| n < all.len()) {
+        Some(n) => println!("armstop-test: end passed={p} failed={f} ignored={ig} next={n}"),
+        None => println!("armstop-test: end passed={p} failed={f} ignored={ig}"),
+    }
     crate::power::exit(if f == 0 { 0 } else { 1 })
 }
 
@@ -120,14 +216,17 @@ fn finish_current() {
         / crate::time::frequency().max(1);
     match &*OUTCOME.lock() {
         Outcome::None => {
+            LAST_FAILED.store(false, Ordering::Relaxed);
             PASSED.fetch_add(1, Ordering::Relaxed);
             println!("test {name} ... ok ({us} us)");
         }
         Outcome::Failed(m) => {
+            LAST_FAILED.store(true, Ordering::Relaxed);
             FAILED.fetch_add(1, Ordering::Relaxed);
             println!("test {name} ... FAILED: {}", m.as_str());
         }
         Outcome::Ignored(r) => {
+            LAST_FAILED.store(false, Ordering::Relaxed);
             IGNORED.fetch_add(1, Ordering::Relaxed);
             println!("test {name} ... ignored: {}", r.as_str());
         }
