@@ -11,6 +11,7 @@
 //! saying what was wrong.
 
 pub mod console;
+pub mod symbols;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -651,7 +652,17 @@ pub const SELFTEST_FAIL: &[Expectation] = &[
         test: "selftest::panics_on_secondary",
         fails_with: Some(&["cpu1", "panicked at"]),
     },
-    Expectation { test: "selftest::data_abort", fails_with: Some(&["Data Abort", "FAR"]) },
+    // The runner adds the function and line (from the image's DWARF) to a fault's message.
+    Expectation {
+        test: "selftest::data_abort",
+        fails_with: Some(&[
+            "Data Abort",
+            "FAR",
+            "[at ",
+            "selftest::data_abort (",
+            "selftest-fail.rs:43:",
+        ]),
+    },
     Expectation { test: "selftest::stack_overflow", fails_with: Some(&["stack overflow"]) },
     Expectation {
         test: "selftest::assert_fails_in_a_stopper_callback_on_secondary",
@@ -1088,7 +1099,7 @@ test selftest::passes ... ok (1 us)
 test selftest::assert_fails ... FAILED: cpu0: panicked at a.rs:1:1: assertion `left == right` failed
 test selftest::panics_on_boot_core ... FAILED: cpu0: panicked at a.rs:2:1: x
 test selftest::panics_on_secondary ... {secondary}
-test selftest::data_abort ... FAILED: cpu0: Data Abort (read) FAR=0x7 ELR=0x1
+test selftest::data_abort ... FAILED: cpu0: Data Abort (read) FAR=0x7 ELR=0x1 [at core::ptr::read_volatile (core/src/ptr/mod.rs:1:1), inlined into selftest_fail::selftest::data_abort (tests/target/src/bin/selftest-fail.rs:43:22)]
 test selftest::stack_overflow ... FAILED: cpu0: stack overflow: Thread stack of cpu0
 test selftest::assert_fails_in_a_stopper_callback_on_secondary ... FAILED: cpu1: panicked at a.rs:4:1: assertion in a stopper callback on cpu1
 test selftest::assert_fails_in_a_stop_machine_callback_on_secondary ... FAILED: cpu1: panicked at a.rs:4:1: assertion in a stopper callback on cpu1

@@ -27,7 +27,6 @@
 //! booted so that a reset reboots the machine, where every other image ends QEMU on a reset. `test` runs every machine unless told otherwise, ends with the line
 //! `N passed, N failed` and exits 0 only if nothing failed.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -36,10 +35,12 @@ use std::time::{Duration, Instant};
 
 use armstop_boards::ExitMethod;
 use armstop_runner::console::{self as script, FRESH_PROMPT, Step, count_prompts};
+use armstop_runner::symbols::{Symbols, fault_addresses};
 use armstop_runner::{
-    BootFiles, Exit, ImageRef, JunitSuite, Load, MACHINES, Machine, Status, TestResult, Tier,
-    boot_files, check_fault_image, check_selftest_fail, check_selftest_hang, check_soak,
-    console_status, find_firmware, junit_xml, machine, parse_transcript, qemu_args, soak_timeout,
+    BootFiles, Exit, ImageRef, ImageReport, JunitSuite, Load, MACHINES, Machine, Status,
+    TestResult, Tier, boot_files, check_fault_image, check_selftest_fail, check_selftest_hang,
+    check_soak, console_status, find_firmware, junit_xml, machine, parse_transcript, qemu_args,
+    soak_timeout,
 };
 use armstop_shell::plan::Plan as TestPlan;
 
@@ -52,6 +53,64 @@ struct Run {
     lines: Vec<String>,
     stderr: String,
     exit: Exit,
+    /// For a line of a fault report (by index in `lines`): its code addresses as function,
+    /// file and line.
+    places: Vec<(usize, Vec<String>)>,
+}
+
+/// The ELF of an image the machine boots (its `.bin` is the raw copy of it).
+fn elf_of(files: &BootFiles) -> PathBuf {
+    match files.image.extension() {
+        Some(e) if e == "bin" => files.image.with_extension(""),
+        _ => files.image.clone(),
+    }
+}
+
+/// Adds to each failure caused by a fault where it happened: the function, file and line of
+/// its `ELR=` and `LR=`, from the image's debug information.
+fn symbolize(report: &mut ImageReport, files: &BootFiles) {
+    let mut symbols = LazySymbols::new(files);
+    for t in &mut report.tests {
+        if let Status::Failed(m) = &t.status
+            && !fault_addresses(m).is_empty()
+            && let Some(s) = symbols.get()
+        {
+            t.status = Status::Failed(s.annotate_message(m));
+        }
+    }
+}
+
+/// The image's symbols, opened at the first fault line that needs them (an image with no
+/// fault never pays for it); a note, once, if they cannot be read.
+struct LazySymbols {
+    elf: PathBuf,
+    opened: Option<Result<Symbols, String>>,
+}
+
+impl LazySymbols {
+    fn new(files: &BootFiles) -> Self {
+        LazySymbols { elf: elf_of(files), opened: None }
+    }
+
+    fn get(&mut self) -> Option<&Symbols> {
+        let elf = &self.elf;
+        self.opened.get_or_insert_with(|| Symbols::open(elf)).as_ref().ok()
+    }
+
+    /// A fault line's places, or why there are none (once).
+    fn annotate(&mut self, line: &str) -> Vec<String> {
+        if fault_addresses(line).is_empty() {
+            return vec![];
+        }
+        let first = self.opened.is_none();
+        if let Some(s) = self.get() {
+            return s.annotate(line);
+        }
+        match &self.opened {
+            Some(Err(e)) if first => vec![format!("(no source lines: {e})")],
+            _ => vec![],
+        }
+    }
 }
 
 struct Options {
@@ -362,9 +421,20 @@ fn boot(
     let mut lines: Vec<String> = Vec::new();
     let mut began = false;
     // Keeps a line; says whether it is the protocol's `begin`.
+    let mut symbols = LazySymbols::new(files);
+    let mut places: Vec<(usize, Vec<String>)> = Vec::new();
     let mut take = |line: String, lines: &mut Vec<String>| {
         if let Some(prefix) = echo {
             println!("{prefix}{line}");
+        }
+        let here = symbols.annotate(&line);
+        if !here.is_empty() {
+            if let Some(prefix) = echo {
+                for p in &here {
+                    println!("{prefix}    = {p}");
+                }
+            }
+            places.push((lines.len(), here));
         }
         if line.starts_with(PLAN_ASKED) {
             type_plan();
@@ -407,14 +477,19 @@ fn boot(
         }
     };
     let stderr = err_thread.and_then(|t| t.join().ok()).unwrap_or_default();
-    Ok(Run { lines, stderr, exit })
+    Ok(Run { lines, stderr, exit, places })
 }
 
 fn show_tail(run: &Run, prefix: &str) {
-    let tail: VecDeque<_> = run.lines.iter().rev().take(TAIL).rev().collect();
-    println!("{prefix}last {} console lines:", tail.len());
-    for l in tail {
+    let first = run.lines.len().saturating_sub(TAIL);
+    println!("{prefix}last {} console lines:", run.lines.len() - first);
+    for (i, l) in run.lines.iter().enumerate().skip(first) {
         println!("{prefix}| {}", l.trim_end());
+        for (_, places) in run.places.iter().filter(|(at, _)| *at == i) {
+            for p in places {
+                println!("{prefix}|     = {p}");
+            }
+        }
     }
     if !run.stderr.trim().is_empty() {
         println!("{prefix}QEMU stderr:");
@@ -516,7 +591,8 @@ fn test(o: &Options) -> Result<bool, String> {
             // what this image checks.
             let every = plan_bytes(&TestPlan::ALL);
             let run = boot(o, m, files, image, limits(o.timeout), echo, false, every)?;
-            let report = parse_transcript(&run.lines, run.exit, m.exit());
+            let mut report = parse_transcript(&run.lines, run.exit, m.exit());
+            symbolize(&mut report, files);
             let checks = check_selftest_fail(&report, run.exit);
             let failed = checks.iter().any(|c| c.1.is_some());
             for (check, problem) in checks {
@@ -669,6 +745,7 @@ fn run_suite(
             });
         }
         let next = report.next.or(died_in.map(|i| i + 1));
+        symbolize(&mut report, files);
         for short in &report.tests {
             let t = TestResult {
                 name: format!("{name}::{}", short.name),
@@ -886,7 +963,12 @@ fn soak(o: &Options) -> Result<ExitCode, String> {
         Err(why) => {
             println!("[{}] soak of {secs} s ... FAILED: {why}", m.name);
             if !s.stderr.trim().is_empty() {
-                let run = Run { lines: vec![], stderr: s.stderr, exit: Exit::Code(s.status) };
+                let run = Run {
+                    lines: vec![],
+                    stderr: s.stderr,
+                    exit: Exit::Code(s.status),
+                    places: vec![],
+                };
                 show_tail(&run, &format!("[{}] ", m.name));
             }
             Ok(ExitCode::FAILURE)
@@ -1323,7 +1405,7 @@ fn console_tests(
     }
     if any_failed {
         let lines = script::render(&s.transcript);
-        let run = Run { lines, stderr: s.stderr, exit: Exit::Code(s.status) };
+        let run = Run { lines, stderr: s.stderr, exit: Exit::Code(s.status), places: vec![] };
         show_tail(&run, &format!("[{}] ", m.name));
     }
     Ok(results)

@@ -57,6 +57,9 @@ pub struct Exception {
     pub far: u64,
     /// Where it was taken.
     pub elr: u64,
+    /// The link register (x30) then: in a function that calls nothing (whose frame the
+    /// backtrace cannot see), where it returns to.
+    pub lr: u64,
     /// The faulting code's frame pointer (x29), where its backtrace starts.
     pub fp: u64,
 }
@@ -327,11 +330,12 @@ fn stop_machine_after(
         Some(e) => {
             let ec = e.esr >> 26;
             line(format_args!(
-                "  exception: {} (EC {ec:#x}) ESR={:#x} FAR={:#x} ELR={:#x}",
+                "  exception: {} (EC {ec:#x}) ESR={:#x} FAR={:#x} ELR={:#x} LR={:#x}",
                 class_name(ec),
                 e.esr,
                 e.far,
-                e.elr
+                e.elr,
+                e.lr
             ))
         }
         None => line(format_args!("  exception: none (a panic or fatal error)")),
@@ -403,7 +407,7 @@ pub fn install() {
 
 fn exception_of(f: &Frame) -> Exception {
     let (esr, far) = read_esr_far();
-    Exception { esr, far, elr: f.elr, fp: f.x[29] }
+    Exception { esr, far, elr: f.elr, lr: f.x[30], fp: f.x[29] }
 }
 
 #[panic_handler]
@@ -474,11 +478,12 @@ pub fn synchronous(frame: &mut Frame) -> ! {
         fatal_exception(
             exception_of(frame),
             format_args!(
-                "stack overflow: {kind:?} stack of cpu{cpu} hit its guard page: {} ({}, level {}) FAR={far:#x} ELR={:#x} ESR={esr:#x}",
+                "stack overflow: {kind:?} stack of cpu{cpu} hit its guard page: {} ({}, level {}) FAR={far:#x} ELR={:#x} LR={:#x} ESR={esr:#x}",
                 class_name(ec),
                 fault_status(iss),
                 iss & 3,
-                frame.elr
+                frame.elr,
+                frame.x[30]
             ),
         );
     }
@@ -487,20 +492,22 @@ pub fn synchronous(frame: &mut Frame) -> ! {
         fatal_exception(
             exception_of(frame),
             format_args!(
-                "{} ({access}, {}, level {}) FAR={far:#x} ELR={:#x} ESR={esr:#x} EC={ec:#x}",
+                "{} ({access}, {}, level {}) FAR={far:#x} ELR={:#x} LR={:#x} ESR={esr:#x} EC={ec:#x}",
                 class_name(ec),
                 fault_status(iss),
                 iss & 3,
-                frame.elr
+                frame.elr,
+                frame.x[30]
             ),
         );
     }
     fatal_exception(
         exception_of(frame),
         format_args!(
-            "{}: ELR={:#x} ESR={esr:#x} EC={ec:#x} ISS={iss:#x} FAR={far:#x}",
+            "{}: ELR={:#x} LR={:#x} ESR={esr:#x} EC={ec:#x} ISS={iss:#x} FAR={far:#x}",
             class_name(ec),
-            frame.elr
+            frame.elr,
+            frame.x[30]
         ),
     )
 }
