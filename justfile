@@ -27,7 +27,8 @@ run *args="virt-gicv2 virt-gicv3": build
 # Host unit tests, the SD-card check, the loom models, a smoke run of the bench (every request
 # kind a few times, Linux once; no timing is checked), then the on-target images by the tiers of
 # `just machines`: every image on the 4-CPU virt machines and the Pis; a 15 s soak (`just soak`)
-# on virt-gicv3; the suite and hotplug images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs; and boots that must
+# on virt-gicv3; the suite and hotplug images on virt with 1, 2 and 8 CPUs; the main report on 16 and 64 CPUs; the
+# template (`just new-app`) copied outside the checkout, built and its tests run there with its own `just test`; and boots that must
 # stop with a clear error (more CPUs than the image has room for, a device tree that disagrees
 # with the board, a malformed one).
 # Every test (virt and raspi4b machines).
@@ -46,6 +47,7 @@ test: build build-bench
       --images {{images_root}} --suite suite --suite hotplug --script tests/console/commands.script --script tests/console/reset.script \
       --machines virt-gicv2-smp1,virt-gicv2-smp2,virt-gicv2-smp8,virt-gicv3-smp1,virt-gicv3-smp2,virt-gicv3-smp8
     just run virt-gicv3-smp16 virt-gicv3-smp64 --script tests/console/commands.script
+    d=$(mktemp -d) && bash scripts/new-app.sh $d/my-firmware && ARMSTOP_APP_TARGET_DIR={{fw_dir}} just --justfile $d/my-firmware/justfile test && rm -rf $d
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --smp 100 --expect "rebuild with ARMSTOP_MAX_CPUS=100" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv3 --dtb firmware/devicetree/tests/data/gic-elsewhere.dtb --expect "GIC distributor: board 0x8000000, device tree 0x8100000" armstop
     {{runner}} boot-error --images {{images_root}} --machine virt-gicv2 --dtb firmware/devicetree/tests/data/no-gic.dtb --expect "device tree has no GIC node" armstop
@@ -58,6 +60,12 @@ test: build build-bench
 # Run one test image (or some of its tests) on one machine or the matrix.
 test-image image *args: build
     {{runner}} test-image --images {{images_root}} --log-dir target/qemu-logs {{image}} {{args}}
+
+# A copy of templates/app in DIR, outside this checkout, pointed at it: a firmware of your own
+# with its main image, its tests and its two commands (`just run`, `just test` there).
+# Start a firmware of your own on armstop (`just new-app ~/my-firmware`).
+new-app dir:
+    bash scripts/new-app.sh {{dir}}
 
 # Then the same models with a pre-fix behaviour restored, which must fail (they are marked
 # should_panic under that feature, so "ok" there means "the model caught it"): the stopper's
