@@ -17,6 +17,8 @@ use crate::qemu::{self, tail};
 
 /// Prefix of every line the bench image prints for the host.
 pub const PREFIX: &str = "armstop-bench: ";
+/// The line of one figure: a step of a bench run, for its progress lines.
+pub const FIGURE: &str = "armstop-bench: figure";
 
 /// One figure: `n` samples of one request kind in one wait mode, in ns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +175,8 @@ pub fn parse(lines: &[String]) -> Result<ArmstopRun, String> {
 /// Boots `image` (`release/bench` under `images`) on `m` with `iters` iterations per figure
 /// (passed on the semihosting command line, where the machine has one) and `extra` QEMU
 /// arguments (`-icount shift=1`), and parses its console.
+// Each argument is one of the run's own settings; a struct for one caller would only move them.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     qemu: &str,
     images: &Path,
@@ -181,6 +185,7 @@ pub fn run(
     iters: u32,
     extra: &[&str],
     timeout: Duration,
+    watch: &qemu::Watch,
 ) -> Result<ArmstopRun, String> {
     let files =
         boot_files(m, ImageRef::Named { root: images, name: "release/bench" }, firmware_dir)
@@ -191,8 +196,8 @@ pub fn run(
         args.extend(["-append".into(), format!("iters={iters}")]);
     }
     let cmd = qemu::command_line(qemu, &args);
-    let console =
-        qemu::run(qemu, &args, timeout).map_err(|e| format!("armstop on {}: {e}", m.name))?;
+    let console = qemu::run(qemu, &args, timeout, Some(watch))
+        .map_err(|e| format!("armstop on {}: {e}", m.name))?;
     let status = match m.exit() {
         armstop_boards::ExitMethod::Semihosting => console.status.code(),
         armstop_boards::ExitMethod::PsciSystemOff => {

@@ -528,6 +528,7 @@ pub fn run(
     m: &Machine,
     cycles: u32,
     timeout: Duration,
+    watch: &qemu::Watch,
 ) -> Result<LinuxRun, String> {
     if !m.qemu_machine.starts_with("virt") {
         return Err(format!(
@@ -541,8 +542,8 @@ pub fn run(
     let dir = prepare(repo)?;
     let args = qemu_args(m, &dir, cycles);
     let cmd = qemu::command_line(qemu, &args);
-    let console =
-        qemu::run(qemu, &args, timeout).map_err(|e| format!("Linux on {}: {e}", m.name))?;
+    let console = qemu::run(qemu, &args, timeout, Some(watch))
+        .map_err(|e| format!("Linux on {}: {e}", m.name))?;
     let lines = console.lines;
     if !console.status.success() {
         return Err(format!(

@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use armstop_bench::report::{Bench, MachineRun};
-use armstop_bench::{armstop, linux};
+use armstop_bench::{armstop, linux, qemu};
 use armstop_runner::Machine;
 
 struct Options {
@@ -248,6 +248,10 @@ fn bench(o: &Options) -> Result<bool, String> {
         configs.push((m, vec![], o.scale_iters));
     }
     let t0 = Instant::now();
+    // Each configuration's figure count and time on its first run, for the progress lines
+    // of the runs after it.
+    let mut earlier: std::collections::HashMap<String, (usize, Duration)> = Default::default();
+    let mut linux_took: std::collections::HashMap<String, Duration> = Default::default();
     let total = o.repeat as usize * configs.len();
     let mut done = 0;
     for repeat in 0..o.repeat {
@@ -258,6 +262,13 @@ fn bench(o: &Options) -> Result<bool, String> {
                 format!("{} {}", m.name, extra.join(" "))
             };
             let t = Instant::now();
+            let (figures, took) = earlier.get(&config).copied().unzip();
+            let watch = qemu::Watch {
+                label: format!("armstop on {config}"),
+                counts: Some((armstop::FIGURE, "figures")),
+                expected: figures,
+                expected_time: took,
+            };
             let a = armstop::run(
                 &o.qemu,
                 &o.images,
@@ -266,7 +277,9 @@ fn bench(o: &Options) -> Result<bool, String> {
                 *iters,
                 extra,
                 Duration::from_secs(900),
+                &watch,
             )?;
+            earlier.insert(config.clone(), (a.figures.len(), t.elapsed()));
             let armstop_s = t.elapsed().as_secs_f64();
             // Linux on the scale machines would take most of the bench's time, for a side
             // the curve does not show.
@@ -276,7 +289,22 @@ fn bench(o: &Options) -> Result<bool, String> {
                 && !o.scale.iter().any(|s| s.name == m.name);
             let t = Instant::now();
             let l = if with_linux {
-                Some(linux::run(&o.qemu, &o.repo, m, o.linux_cycles, Duration::from_secs(900))?)
+                let watch = qemu::Watch {
+                    label: format!("Linux on {config}"),
+                    counts: None,
+                    expected: None,
+                    expected_time: linux_took.get(&config).copied(),
+                };
+                let l = linux::run(
+                    &o.qemu,
+                    &o.repo,
+                    m,
+                    o.linux_cycles,
+                    Duration::from_secs(900),
+                    &watch,
+                )?;
+                linux_took.insert(config.clone(), t.elapsed());
+                Some(l)
             } else {
                 None
             };

@@ -44,8 +44,59 @@ pub fn tail(lines: &[String], n: usize) -> String {
     lines[from..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
 }
 
-/// Runs `qemu args` with no standard input until it exits or `timeout` passes.
-pub fn run(qemu: &str, args: &[String], timeout: Duration) -> Result<Console, String> {
+/// What a long run says while it goes: every [`PROGRESS_EVERY`], a line on stderr with how far
+/// it is (the console lines holding `counts`, out of `expected`), how fast, and the time left,
+/// estimated from that rate or from an earlier run's length.
+pub struct Watch {
+    /// What runs, for the line (`armstop on virt-gicv3`).
+    pub label: String,
+    /// Console lines that mark a step done (`armstop-bench: figure`), and their name.
+    pub counts: Option<(&'static str, &'static str)>,
+    /// Steps the run will have, if known (from an earlier run of the same configuration).
+    pub expected: Option<usize>,
+    /// How long an earlier run of the same configuration took.
+    pub expected_time: Option<Duration>,
+}
+
+/// How often a [`Watch`] prints.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+impl Watch {
+    /// The progress line after `elapsed` with `done` steps (`None`: nothing counted).
+    pub fn line(&self, elapsed: Duration, done: Option<usize>) -> String {
+        let secs = elapsed.as_secs_f64();
+        let mut out = format!("armstop-bench: progress {}: {secs:.0} s", self.label);
+        let mut left = self.expected_time.map(|t| t.as_secs_f64() - secs);
+        if let (Some(done), Some((_, name))) = (done, self.counts) {
+            let rate = done as f64 / secs.max(1.0) * 60.0;
+            match self.expected {
+                Some(total) => {
+                    out += &format!(", {done}/{total} {name}, {rate:.1} {name}/min");
+                    if done > 0 {
+                        left = Some((total.saturating_sub(done)) as f64 * secs / done as f64);
+                    }
+                }
+                None => {
+                    out +=
+                        &format!(", {done} {name} (of how many: first run), {rate:.1} {name}/min")
+                }
+            }
+        }
+        match left {
+            Some(l) => out + &format!(", about {:.0} s left", l.max(0.0)),
+            None => out + ", time left unknown (first run)",
+        }
+    }
+}
+
+/// Runs `qemu args` with no standard input until it exits or `timeout` passes, saying how it
+/// goes every [`PROGRESS_EVERY`] if `watch` is given.
+pub fn run(
+    qemu: &str,
+    args: &[String],
+    timeout: Duration,
+    watch: Option<&Watch>,
+) -> Result<Console, String> {
     let mut child = Command::new(qemu)
         .args(args)
         .stdin(Stdio::null())
@@ -73,7 +124,22 @@ pub fn run(qemu: &str, args: &[String], timeout: Duration) -> Result<Console, St
         String::from_utf8_lossy(&s).into_owned()
     });
     let start = Instant::now();
+    let mut next_progress = PROGRESS_EVERY;
     let status = loop {
+        if let Some(w) = watch
+            && start.elapsed() >= next_progress
+        {
+            next_progress += PROGRESS_EVERY;
+            let done = w.counts.map(|(pattern, _)| {
+                lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|l| l.contains(pattern))
+                    .count()
+            });
+            eprintln!("{}", w.line(start.elapsed(), done));
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if start.elapsed() >= timeout => {
@@ -100,5 +166,41 @@ pub fn run(qemu: &str, args: &[String], timeout: Duration) -> Result<Console, St
             command_line(qemu, args),
             tail(&lines, 15)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_how_far_how_fast_and_how_long() {
+        let first = Watch {
+            label: "armstop on virt-gicv3".into(),
+            counts: Some((crate::armstop::FIGURE, "figures")),
+            expected: None,
+            expected_time: None,
+        };
+        let l = first.line(Duration::from_secs(20), Some(10));
+        assert_eq!(
+            l,
+            "armstop-bench: progress armstop on virt-gicv3: 20 s, 10 figures (of how many: first run), 30.0 figures/min, time left unknown (first run)"
+        );
+        let later =
+            Watch { expected: Some(40), expected_time: Some(Duration::from_secs(90)), ..first };
+        assert_eq!(
+            later.line(Duration::from_secs(20), Some(10)),
+            "armstop-bench: progress armstop on virt-gicv3: 20 s, 10/40 figures, 30.0 figures/min, about 60 s left"
+        );
+        let linux = Watch {
+            label: "Linux on virt-gicv2".into(),
+            counts: None,
+            expected: None,
+            expected_time: Some(Duration::from_secs(100)),
+        };
+        assert_eq!(
+            linux.line(Duration::from_secs(30), None),
+            "armstop-bench: progress Linux on virt-gicv2: 30 s, about 70 s left"
+        );
     }
 }

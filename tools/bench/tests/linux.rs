@@ -113,8 +113,8 @@ fn qemu_args_match_armstop() {
 #[test]
 fn run_refuses_raspi() {
     let m = armstop_runner::machine("raspi4b-tfa").unwrap();
-    let e =
-        linux::run("false", Path::new("/nonexistent"), m, 2, Duration::from_secs(1)).unwrap_err();
+    let e = linux::run("false", Path::new("/nonexistent"), m, 2, Duration::from_secs(1), &quiet())
+        .unwrap_err();
     assert_contains(&e, "virt only");
 }
 
@@ -345,8 +345,9 @@ fn boot_linux() {
     for name in ["virt-gicv2", "virt-gicv3"] {
         let m = armstop_runner::machine(name).unwrap();
         let t = std::time::Instant::now();
-        let r = linux::run("qemu-system-aarch64", &repo, m, cycles, Duration::from_secs(300))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let r =
+            linux::run("qemu-system-aarch64", &repo, m, cycles, Duration::from_secs(300), &quiet())
+                .unwrap_or_else(|e| panic!("{e}"));
         println!(
             "{name}: {} cpus {} x {} cycles in {:.1} s wall; median ms: down {:.3} up {:.3} cycle \
              {:.3} takedown_cpu {:.3} sched_cpu_deactivate {:.3} bringup_cpu {:.3}",
@@ -392,10 +393,10 @@ fn run_parses_the_console() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/linux-virt-gicv2-2cycles.txt");
     let (repo, qemu) = fake_repo("ok", &format!("sed 's/$/\\r/' '{}'", data.display()));
     let m = armstop_runner::machine("virt-gicv2").unwrap();
-    let r = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20)).unwrap();
+    let r = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20), &quiet()).unwrap();
     assert_eq!(r.down_ns[0], 69_712_000);
     assert_eq!(r.qemu_args, linux::qemu_args(m, &repo.join("target/linux"), 2));
-    let e = linux::run(&qemu, &repo, m, 3, Duration::from_secs(20)).unwrap_err();
+    let e = linux::run(&qemu, &repo, m, 3, Duration::from_secs(20), &quiet()).unwrap_err();
     assert_contains(&e, "3 were asked for");
     assert_contains(&e, "last console lines:\n");
     assert_contains(&e, "\n  armstop-linux: trace end cpu3\n  armstop-linux: done\n");
@@ -409,7 +410,7 @@ fn run_times_out() {
         fake_repo("timeout", "echo 'armstop-linux: kernel 6.1'; echo still here; exec sleep 30");
     let m = armstop_runner::machine("virt-gicv3").unwrap();
     let t = std::time::Instant::now();
-    let e = linux::run(&qemu, &repo, m, 2, Duration::from_millis(500)).unwrap_err();
+    let e = linux::run(&qemu, &repo, m, 2, Duration::from_millis(500), &quiet()).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_contains(&e, "timed out after 0.5 s and was killed");
     assert_contains(&e, "  armstop-linux: kernel 6.1\n  still here");
@@ -420,7 +421,7 @@ fn run_times_out() {
 fn run_reports_qemu_failure() {
     let (repo, qemu) = fake_repo("status", "echo 'no romfile' >&2; exit 3");
     let m = armstop_runner::machine("virt-gicv2").unwrap();
-    let e = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20)).unwrap_err();
+    let e = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20), &quiet()).unwrap_err();
     assert_contains(&e, "QEMU exited with exit status: 3");
     assert_contains(&e, "stderr: no romfile");
     std::fs::remove_dir_all(&repo).unwrap();
@@ -431,7 +432,17 @@ fn run_reports_script_failure() {
     let (repo, qemu) = fake_repo("script", "exit 0");
     std::fs::remove_file(repo.join("target/linux/init")).unwrap();
     let m = armstop_runner::machine("virt-gicv2").unwrap();
-    let e = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20)).unwrap_err();
+    let e = linux::run(&qemu, &repo, m, 2, Duration::from_secs(20), &quiet()).unwrap_err();
     assert_contains(&e, "linux-guest.sh failed");
     std::fs::remove_dir_all(&repo).unwrap();
+}
+
+/// No progress lines worth reading in a test: no steps counted, no earlier run.
+fn quiet() -> armstop_bench::qemu::Watch {
+    armstop_bench::qemu::Watch {
+        label: "Linux (test)".into(),
+        counts: None,
+        expected: None,
+        expected_time: None,
+    }
 }
