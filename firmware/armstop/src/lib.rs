@@ -9,11 +9,32 @@
 //! | 0 [`arch`], and [`board`] | entry, vectors, system registers ([`cpu`]), identity map and stacks ([`mm`]); the board data and the CPU list found at boot |
 //! | 1 [`drivers`] | [`gic`], [`console`], [`time`], [`psci`], [`power`], [`gpio`], [`pm`], [`led`], [`own_psci`] |
 //! | 2 [`sys`] | [`fault`], [`ipi`], [`stop`], [`hotplug`], [`call`], [`smp`] |
-//! | 3 [`app`] | [`demo`], [`testing`], [`bench`], [`load`], [`shell`] (the operator's console) |
+//! | 3 [`app`] | [`demo`], [`testing`], [`bench`](mod@bench), [`load`], [`shell`] (the operator's console) |
 //!
 //! The crate root re-exports each module under its short name (`armstop::stop`,
 //! `armstop::gic`): those are the public paths. An image is a binary crate that names its main
 //! function with [`entry!`], or runs its registered tests with [`test_main!`].
+//!
+//! ## What a firmware of your own uses
+//!
+//! `templates/app` (`just new-app DIR`) uses this, and it is kept working by `just test`:
+//!
+//! | path | for |
+//! |---|---|
+//! | [`entry!`], [`test_main!`], [`target_test`] | naming the image's main, or making it a test image |
+//! | [`stop`]: `STOPPERS`, `CpuSet`, `StopError`, `NowaitWork` | stop requests: `stop_one_cpu`, `stop_one_cpu_nowait`, `stop_two_cpus`, `stop_cpus`, `stop_machine` |
+//! | [`call`]: `run_on`, `post` | running a plain function on another core in thread context (IRQs on) |
+//! | [`smp`], [`hotplug`]: `cpu_up`, `cpu_down` | which cores are online; taking one down and up |
+//! | [`testing`] | the harness: `require_cpus`, `ignore`, `figure` |
+//! | [`board`]: `cpu_count`, `NR_CPUS`, `BOARD`; [`cpu`]: `id` | the machine |
+//! | [`time`], [`power`]: `exit`, `system_off`; [`println!`], [`console`] | time, the end of the run, output |
+//! | [`fault`]: `set_on_fault` | what a fault does to the machine (stop or reset) |
+//! | [`load`] | the hotplug storm and the soak, for a firmware's own load tests |
+//!
+//! The rest ([`gic`], [`psci`], [`own_psci`], [`pm`], [`gpio`], [`led`], [`ipi`], [`mm`],
+//! [`arch`], [`demo`], [`bench`](mod@bench), [`shell`]) is public because armstop's own images and test
+//! images drive the hardware through it; it may change with the hardware support, and a
+//! firmware that uses it takes that on.
 //!
 //! Boot contract: the boot CPU enters `_start` at EL2 or EL1 with the MMU off; every other CPU
 //! is started by the boot CPU through PSCI CPU_ON at `armstop_secondary_entry` with a pointer

@@ -4,7 +4,7 @@
 //! ways: the registered hook takes it over (the test harness makes it the current test's
 //! failure and carries on, [`set_hook`]), or the machine stops:
 //!
-//! 1. The first CPU to get here wins [`WINNER`]; a CPU that faults at the same time loses,
+//! 1. The first CPU to get here wins `WINNER`; a CPU that faults at the same time loses,
 //!    records where it was and parks (it shows in the winner's report), so two faults give one
 //!    report.
 //! 2. The winner halts every other online CPU with [`SGI_HALT`], which needs no stopper: its

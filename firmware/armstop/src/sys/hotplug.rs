@@ -3,7 +3,7 @@
 //! [`cpu_down`] runs `take_cpu_down` on the dying CPU through `stop_machine`, which moves its
 //! SPIs to the lowest online CPU and parks its stopper; the CPU's idle loop then flushes and
 //! parks the stopper and reports dead; its idle loop refuses any cross-CPU call still posted to
-//! it ([`crate::call`]), and [`die`] masks everything, disables its GIC CPU interface and timers
+//! it ([`crate::call`]), and `die` masks everything, disables its GIC CPU interface and timers
 //! and calls PSCI CPU_OFF.
 //! [`cpu_up`] calls PSCI CPU_ON with fresh boot arguments; the CPU re-initialises vectors,
 //! stacks, MMU, GIC interface and timer, and enables its stopper before it is marked online
