@@ -61,9 +61,10 @@
 //! # Example
 //!
 //! A machine with room for two CPUs, only one of which exists: the calling thread, with the
-//! stopper platform of `armstop-stopper`'s own example and a [`Power`] that cannot start
-//! anything. `examples/threads.rs` takes a real (std thread) CPU down and up while another CPU
-//! makes stop requests (`cargo run -p armstop-hotplug --example threads`).
+//! stopper platform of `armstop-stopper`'s crate-level example and a [`Power`] that cannot
+//! start anything. `examples/hotplug_threads.rs` takes a real (std thread) CPU down and up
+//! while another CPU makes stop requests (`cargo run -p armstop-hotplug --example
+//! hotplug_threads`).
 //!
 //! ```
 //! use armstop_hotplug::{CpuState, DownError, Hotplug, Power, UpError, transition_allowed};

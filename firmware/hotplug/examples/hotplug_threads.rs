@@ -18,10 +18,12 @@
 //! Run it with
 //!
 //! ```sh
-//! cargo run -p armstop-hotplug --example threads
+//! cargo run -p armstop-hotplug --example hotplug_threads
 //! ```
 //!
 //! It prints each step and the stop requests' tally, and exits non-zero if anything is wrong.
+//! (Not called `threads`, as `armstop-stopper`'s is: two examples of one name in a workspace
+//! would be built to the same file.)
 
 // The loom build (`--cfg loom`) swaps the atomics for loom's, which only work inside a loom
 // model: this example is for the ordinary build.
