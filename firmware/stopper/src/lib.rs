@@ -351,9 +351,9 @@ pub trait Platform: Sync {
     /// halt SGI gets through). The default just calls `f`.
     ///
     /// # Contract
-    /// Called once for each callback run: by [`Stoppers::run_works`] for a one-CPU work, and on
-    /// each active CPU of a multi-CPU stop in its RUN state, with IRQs masked and no stopper
-    /// lock held. It must call `f` exactly once, on this CPU, and return its value, with the
+    /// Called once for each callback run: by [`Stoppers::run_works`] for a work of its own
+    /// (`stop_one_cpu`, a nowait work, each CPU's work of `stop_cpus`), and on each active CPU
+    /// of a multi-CPU stop in its RUN state, with IRQs masked and no stopper lock held. It must call `f` exactly once, on this CPU, and return its value, with the
     /// IRQ state it was called with. Whatever it opens must let nothing but the halt through:
     /// a kick's handler running inside would run works inside a work. `f` may never return
     /// (the CPU is halted inside it).
