@@ -8,6 +8,28 @@
 //! Invariant kept here (checked by [`Board::validate`], on the host in this crate's tests and on
 //! the target at boot): memory regions are page aligned and disjoint, every device the firmware
 //! touches lies in a device region, MPIDRs are unique, and the boot CPU is logical CPU 0.
+//!
+//! Linux keeps no such table: it reads all of this from the device tree (armstop checks a
+//! tree against a board with `armstop-devicetree`). The MPIDR table is Linux's
+//! `cpu_logical_map` ([`Board::logical_id`] is `get_logical_index`).
+//!
+//! ```
+//! use armstop_boards::{ALL, PsciConduit, by_name, raspi4};
+//!
+//! for board in ALL {
+//!     board.validate().unwrap_or_else(|e| panic!("{}: {e}", board.name));
+//! }
+//! let (_, pi) = by_name("raspi4-tfa").unwrap();
+//! assert_eq!(pi.psci, PsciConduit::Smc);
+//! assert_eq!(pi.logical_id(0x8000_0003), Some(3)); // MPIDR_EL1, RES1 bit 31 ignored
+//! assert_eq!(pi.pm_watchdog, Some(raspi4::PM_BASE));
+//! assert!(pi.devices().any(|(name, _)| name == "UART"));
+//!
+//! // A board with a device outside its device regions does not validate.
+//! let mut bad = *pi;
+//! bad.uart.base = 0x1000;
+//! assert!(bad.validate().is_err());
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 

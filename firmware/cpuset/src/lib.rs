@@ -13,6 +13,38 @@
 //!
 //! The text form (`Display` and `FromStr`) is the one Linux uses in `/sys/devices/system/cpu`:
 //! `0-3,5,7-8`, the empty set printed as `(none)`.
+//!
+//! | armstop | Linux (`include/linux/cpumask.h`) |
+//! |---|---|
+//! | [`CpuSet`] | `struct cpumask` (`cpumask_t`), as a value |
+//! | [`MAX_CPUS`] | `NR_CPUS` |
+//! | [`CpuSet::single`] | `cpumask_of` |
+//! | [`CpuSet::contains`], [`CpuSet::insert`], [`CpuSet::remove`] | `cpumask_test_cpu`, `__cpumask_set_cpu`, `__cpumask_clear_cpu` |
+//! | [`CpuSet::len`], [`CpuSet::is_empty`] | `cpumask_weight`, `cpumask_empty` |
+//! | [`CpuSet::first`], [`CpuSet::last`], [`CpuSet::iter`] | `cpumask_first`, `cpumask_last`, `for_each_cpu` |
+//! | `&`, `\|`, `-` ([`CpuSet::intersection`], [`CpuSet::union`], [`CpuSet::difference`]) | `cpumask_and`, `cpumask_or`, `cpumask_andnot` |
+//! | [`CpuSet::is_subset`], [`CpuSet::intersects`] | `cpumask_subset`, `cpumask_intersects` |
+//! | `FromStr`, `Display` | `cpulist_parse`, `%*pbl` |
+//! | [`AtomicCpuSet::insert`], [`AtomicCpuSet::remove`] | `cpumask_set_cpu`, `cpumask_clear_cpu` (atomic bit operations) |
+//!
+//! ```
+//! use armstop_cpuset::{AtomicCpuSet, CpuSet};
+//! use core::sync::atomic::Ordering;
+//!
+//! let online: CpuSet = "0-3,5".parse().unwrap();
+//! assert_eq!(online.len(), 5);
+//! assert!(online.contains(5) && !online.contains(4));
+//! let others = online - CpuSet::single(0);
+//! assert_eq!(others.to_string(), "1-3,5");
+//! assert_eq!(others.iter().collect::<Vec<_>>(), [1, 2, 3, 5]);
+//! assert!("3-1".parse::<CpuSet>().is_err());
+//!
+//! // Shared: each CPU adds itself.
+//! let acked = AtomicCpuSet::new();
+//! acked.insert(2, Ordering::Relaxed);
+//! acked.insert(700, Ordering::Relaxed); // past MAX_CPUS: ignored
+//! assert_eq!(acked.load(Ordering::Relaxed), CpuSet::single(2));
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

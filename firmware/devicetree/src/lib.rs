@@ -29,6 +29,33 @@
 //!   `/chosen`'s `stdout-path` names (a path or an alias, options after `:` ignored) if it
 //!   names one, else the first PL011.
 //! - Nodes whose `status` is present and neither `"okay"` nor `"ok"` are skipped throughout.
+//!
+//! | here | Linux (`drivers/of/`) |
+//! |---|---|
+//! | [`parse`] | `unflatten_device_tree`, then the lookups below (here nothing is unflattened: one pass over the blob) |
+//! | the first compatible node | `of_find_compatible_node` |
+//! | `status` | `of_device_is_available` |
+//! | `reg` with `#address-cells` / `#size-cells` | `of_address_to_resource`, `of_n_addr_cells` / `of_n_size_cells` |
+//! | the UART `stdout-path` names | `of_stdout` |
+//! | [`Machine::cpus`], [`Machine::logical_id`] | `of_get_cpu_hwid` over `/cpus`, then `cpu_logical_map` |
+//!
+//! ```
+//! use armstop_boards::qemu_virt;
+//! use armstop_devicetree::{Gic, PsciMethod, check_board_devices, parse};
+//!
+//! // What QEMU 10's `virt,gic-version=3 -smp 4` hands the firmware (scripts/dump-dtbs.sh).
+//! let dtb = include_bytes!("../tests/data/virt-gicv3-smp4.dtb");
+//! let m = parse(dtb).unwrap();
+//! assert_eq!(m.cpus(), &[0, 1, 2, 3]);
+//! assert_eq!(m.logical_id(0x8000_0002), Some(2)); // MPIDR_EL1 has bit 31 set
+//! assert!(matches!(m.gic, Gic::V3 { .. }));
+//! assert_eq!(m.psci, Some(PsciMethod::Hvc));
+//! assert_eq!(m.uart, Some(0x0900_0000));
+//! // The board data's devices are where the tree says.
+//! assert_eq!(check_board_devices(&qemu_virt::BOARD, &m), Ok(()));
+//! // Any malformed blob is an error, never a panic.
+//! assert!(parse(&dtb[..100]).is_err());
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -1,7 +1,8 @@
 //! CPU hotplug sequencing over the stopper: taking a CPU down through `stop_machine`, parking
 //! and flushing its stopper before it powers off, and bringing it back with its stopper enabled
 //! before it counts as online. Portable over [`Power`] (PSCI on the target, std threads on the
-//! host, loom's threads in the models).
+//! host, loom's threads in the models) and over the stopper's `Platform`: a firmware that is
+//! not armstop uses it with its own of both.
 //!
 //! A CPU's life, with every transition checked ([`CpuState`]):
 //!
@@ -31,17 +32,108 @@
 //!
 //! `cpu_up` and `cpu_down` are serialised with each other (Linux's `cpu_hotplug_lock`).
 //!
-//! | armstop | Linux (`kernel/cpu.c`, `kernel/stop_machine.c`) |
+//! | armstop | Linux (`kernel/cpu.c`, `kernel/stop_machine.c`, arm64's `smp.c` and `psci.c`) |
 //! |---|---|
-//! | [`Hotplug::cpu_down`] | `cpu_down` (the teardown steps down to `CPUHP_OFFLINE`) |
-//! | [`Hotplug::take_cpu_down`] | `take_cpu_down`, run through `stop_machine_cpuslocked` |
-//! | [`Hotplug::dying_step`] | the stopper thread's park, then the dying CPU's idle-dead report |
-//! | [`Hotplug::cpu_up`] | `cpu_up` |
+//! | [`Hotplug::cpu_down`] | `cpu_down` / `remove_cpu` (the teardown steps down to `CPUHP_OFFLINE`) |
+//! | [`Hotplug::take_cpu_down`] | `take_cpu_down`, run through `stop_machine_cpuslocked` (here [`Stoppers::stop_machine`], which takes no hotplug lock) |
+//! | [`Hotplug::dying_step`] | the stopper thread's park, then the dying CPU's idle-dead report (`cpuhp_report_idle_dead`) |
+//! | [`Step::PowerOff`] | arm64's `cpu_die` (PSCI CPU_OFF, `cpu_psci_cpu_die`) |
+//! | [`Hotplug::cpu_up`] | `cpu_up` / `add_cpu` |
 //! | [`Hotplug::cpu_online`] | `stop_machine_unpark`, then `set_cpu_online`, on the new CPU |
-//! | [`CpuState::Online`] | `cpu_online_mask` |
+//! | [`Hotplug::boot_cpu_online`] | `boot_cpu_init` (the boot CPU marked online) |
+//! | [`CpuState::Off`] | `CPUHP_OFFLINE` |
+//! | [`CpuState::Booting`] | `CPUHP_BRINGUP_CPU` (the control CPU waiting for the new one, arm64's `__cpu_up`) |
+//! | [`CpuState::Online`], [`Hotplug::online_mask`], [`Hotplug::is_online`] | `CPUHP_ONLINE`, `cpu_online_mask`, `cpu_online()` |
+//! | [`CpuState::Dying`] | `CPUHP_TEARDOWN_CPU` down to `CPUHP_AP_OFFLINE`: the dying CPU in `take_cpu_down`, then flushing its stopper |
+//! | [`CpuState::Dead`] | `CPUHP_AP_IDLE_DEAD` |
+//! | [`CpuState::Failed`], [`CpuState::Halted`] | — (Linux rolls a failed step back instead) |
+//! | `cpu_up` and `cpu_down` serialised | `cpu_hotplug_lock` (`cpus_write_lock`) |
+//! | [`Power`] | arm64's `struct cpu_operations`, and the IRQ migration of its `__cpu_disable` |
+//! | [`Power::cpu_on`] | `cpu_psci_cpu_boot` (PSCI CPU_ON), from `__cpu_up` |
+//! | [`Power::is_off`] | `cpu_psci_cpu_kill`'s AFFINITY_INFO poll, from `__cpu_die` |
+//! | [`Power::migrate_irqs`] | `irq_migrate_all_off_this_cpu`, from arm64's `__cpu_disable` |
+//! | [`Timeouts`] | `__cpu_up`'s wait for the new CPU, and `cpu_psci_cpu_kill`'s for AFFINITY_INFO OFF |
+//! | [`Hotplug::pin`] | — (Linux can take any arm64 CPU down; armstop's boot CPU runs the main program and never returns to a stopper loop) |
 //!
 //! The boot CPU runs the main program and never returns to a stopper loop, so the firmware
 //! [pins](Hotplug::pin) it: `cpu_down` refuses it rather than wait for a death that cannot come.
+//!
+//! # Example
+//!
+//! A machine with room for two CPUs, only one of which exists: the calling thread, with the
+//! stopper platform of `armstop-stopper`'s crate-level example and a [`Power`] that cannot
+//! start anything. `examples/hotplug_threads.rs` takes a real (std thread) CPU down and up
+//! while another CPU makes stop requests (`cargo run -p armstop-hotplug --example
+//! hotplug_threads`).
+//!
+//! ```
+//! use armstop_hotplug::{CpuState, DownError, Hotplug, Power, UpError, transition_allowed};
+//! use armstop_stopper::{Platform, Stoppers};
+//! use std::time::Instant;
+//!
+//! struct OneCpu(Instant);
+//!
+//! impl Platform for OneCpu {
+//!     fn cpu_id(&self) -> usize {
+//!         0
+//!     }
+//!     fn kick(&self, _cpu: usize) {}
+//!     fn irq_save(&self) -> usize {
+//!         0
+//!     }
+//!     fn irq_restore(&self, _saved: usize) {}
+//!     fn relax(&self) {
+//!         std::hint::spin_loop();
+//!     }
+//!     fn now_ns(&self) -> u64 {
+//!         self.0.elapsed().as_nanos() as u64
+//!     }
+//!     fn report(&self, args: std::fmt::Arguments<'_>) {
+//!         eprintln!("{args}");
+//!     }
+//! }
+//!
+//! /// A board whose firmware refuses to start any CPU.
+//! struct NoSecondaries;
+//!
+//! impl Power for NoSecondaries {
+//!     type Error = &'static str;
+//!     fn cpu_on(&self, _cpu: usize) -> Result<(), Self::Error> {
+//!         Err("CPU_ON refused")
+//!     }
+//!     fn is_off(&self, _cpu: usize) -> Result<bool, Self::Error> {
+//!         Ok(true)
+//!     }
+//!     fn migrate_irqs(&self, _cpu: usize, _to: usize) {}
+//! }
+//!
+//! let stoppers: Stoppers<OneCpu, 2> = Stoppers::new(OneCpu(Instant::now()));
+//! let hotplug = Hotplug::new(&stoppers, NoSecondaries);
+//!
+//! // At boot, on the boot CPU: its stopper enabled, then online.
+//! hotplug.boot_cpu_online();
+//! assert_eq!(hotplug.state(0), CpuState::Online);
+//! assert!(stoppers.is_enabled(0));
+//!
+//! // The last online CPU cannot go down; a refused CPU_ON marks the CPU FAILED.
+//! assert_eq!(hotplug.cpu_down(0), Err(DownError::LastOnline));
+//! assert_eq!(hotplug.cpu_up(1), Err(UpError::Power("CPU_ON refused")));
+//! assert_eq!(hotplug.state(1), CpuState::Failed);
+//! assert!(transition_allowed(CpuState::Failed, CpuState::Booting), "cpu_up may retry it");
+//! assert_eq!(hotplug.stats().bad_transitions, 0);
+//! ```
+//!
+//! # What a firmware provides
+//!
+//! Everything `armstop-stopper` needs (its `Platform` and stopper loops), a [`Power`] (what
+//! each method may and must do is in its `# Contract`), and in the loops:
+//! - every CPU's stopper loop calls [`Hotplug::dying_step`] when it has nothing else to do (in
+//!   place of `Stoppers::park`), and on [`Step::PowerOff`] powers the CPU off; once
+//!   [`Power::is_off`] says it is off, the CPU touches no memory any more;
+//! - a CPU started by [`Power::cpu_on`] initialises itself and calls [`Hotplug::cpu_online`]
+//!   before it serves anything, and powers off again if that returns `Err`;
+//! - the boot CPU calls [`Hotplug::boot_cpu_online`] once, and is [pinned](Hotplug::pin) if it
+//!   never comes back to its stopper loop.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -128,20 +220,71 @@ pub fn transition_allowed(from: CpuState, to: CpuState) -> bool {
     TRANSITIONS.contains(&(from, to))
 }
 
-/// The hardware side of hotplug.
+/// The hardware side of hotplug: starting a CPU, asking whether it is off, and moving its
+/// interrupts away.
+///
+/// | method | called | must never | hotplug relies on |
+/// |---|---|---|---|
+/// | [`cpu_on`](Power::cpu_on) | by `cpu_up`, on the controlling CPU, hotplug lock held, the CPU `Booting` | call `cpu_up`/`cpu_down`, wait for the new CPU to report in | `Ok`: the CPU starts and calls [`Hotplug::cpu_online`]; what was stored before the call is visible to it |
+/// | [`is_off`](Power::is_off) | by `cpu_down`, on the controlling CPU, repeatedly, hotplug lock held, the CPU `Dead` | block for long | `Ok(true)`: the CPU has stopped touching memory for good |
+/// | [`migrate_irqs`](Power::migrate_irqs) | by `take_cpu_down`, on the dying CPU, inside `stop_machine`: IRQs masked, every other CPU stopped | wait for another CPU or a lock one may hold, make a request, sleep | it returns, soon |
+///
+/// None of them is called from inside a stopper callback except `migrate_irqs`, and none with a
+/// stopper lock held.
 pub trait Power: Sync {
     /// What the firmware's refusals look like (PSCI errors on the target).
     type Error: Copy + fmt::Debug + fmt::Display;
 
     /// Starts `cpu` (PSCI CPU_ON, with fresh boot arguments). The started CPU re-initialises
     /// itself and calls [`Hotplug::cpu_online`].
+    ///
+    /// # Contract
+    /// Called by [`Hotplug::cpu_up`] on the controlling CPU, with the hotplug lock held (so
+    /// never at the same time as another `cpu_on` or `is_off`), outside stopper callbacks, with
+    /// `cpu` already `Booting`. It was `Off` (reported off by [`Power::is_off`], if it ran
+    /// before) or `Failed`: a `Failed` CPU may still be running, and the firmware's answer
+    /// says whether it can be started (PSCI: `ALREADY_ON`).
+    /// - It may block (a firmware call), but not for long: the boot timeout only starts when it
+    ///   returns.
+    /// - **Ordering.** What the controlling CPU stored before the call must be visible to
+    ///   `cpu` when it starts: its `cpu_online` moves it from `Booting` to `Online` and fails
+    ///   (the CPU then powers off) if it does not see `Booting`. A PSCI CPU_ON is such a
+    ///   barrier; so is a flag stored with `Release` that the new CPU reads with `Acquire`.
+    /// - `Ok` means `cpu` will run and call [`Hotplug::cpu_online`] on itself (if it never
+    ///   does, `cpu_up` times out and marks it `Failed`). `Err` means it did not start and
+    ///   will not; `cpu_up` marks it `Failed` and returns the error.
+    /// - It must not call `cpu_up` or `cpu_down` (the hotplug lock is held) nor wait for
+    ///   `cpu` to report in: `cpu_up` does that, running this CPU's stopper works meanwhile.
     fn cpu_on(&self, cpu: usize) -> Result<(), Self::Error>;
 
     /// Whether the firmware reports `cpu` off (PSCI AFFINITY_INFO).
+    ///
+    /// # Contract
+    /// Called by [`Hotplug::cpu_down`] on the controlling CPU once `cpu` has reported `Dead`
+    /// (its stopper flushed and parked), with the hotplug lock held, outside stopper callbacks,
+    /// over and over until it says off or the off timeout passes: nobody announces the end of
+    /// a CPU_OFF, so it is polled (every [`OFF_POLL_NS`] once the spin budget is spent).
+    /// - Each call must return promptly (one firmware query), and may be made any number of
+    ///   times.
+    /// - `Ok(true)` only once `cpu` has stopped touching memory for good: `cpu_up` may start
+    ///   it again as soon as `cpu_down` returns, and the firmware then reuses its stacks and
+    ///   boot arguments. `Ok(false)`: not yet. `Err`: the firmware refused; `cpu` is marked
+    ///   `Failed`.
     fn is_off(&self, cpu: usize) -> Result<bool, Self::Error>;
 
     /// On `cpu`, with every CPU stopped and IRQs masked: route the interrupts that target
     /// `cpu` to `to` instead (or disable them).
+    ///
+    /// # Contract
+    /// Called once per `cpu_down`, by [`Hotplug::take_cpu_down`] on `cpu` itself, inside the
+    /// `stop_machine` callback: IRQs masked, and every other online CPU spinning in its stopper
+    /// with IRQs masked, waiting for this callback to return. `cpu` is already `Dying` (no
+    /// longer in [`Hotplug::online_mask`]); `to` is the lowest online CPU (`N` if there is none,
+    /// which `cpu_down`, refusing to take the last online CPU, never lets happen).
+    /// - It must return, and soon: the whole machine waits for it.
+    /// - It must not wait for another CPU, nor for a lock another CPU may hold (they are all
+    ///   stopped), nor sleep. A stop request here is refused (`WouldDeadlock`), and so are
+    ///   `cpu_up` and `cpu_down` (`FromCallback`).
     fn migrate_irqs(&self, cpu: usize, to: usize);
 }
 

@@ -13,6 +13,35 @@
 //!
 //! Written by hand rather than with `aarch64-paging`: that crate allocates its tables from a
 //! global allocator and armstop has no heap; what the firmware needs is ~200 lines with tests.
+//!
+//! | here | Linux (arm64) |
+//! |---|---|
+//! | [`IdMap`], [`IdMap::root_address`] | the boot identity map, `idmap_pg_dir`, for `TTBR0_EL1` |
+//! | [`IdMap::set`] | `__create_pgd_mapping`: the largest blocks that fit, pages elsewhere |
+//! | [`Kind::Data`], [`Kind::Code`], [`Kind::ReadOnly`] | `PAGE_KERNEL`, `PAGE_KERNEL_ROX`, `PAGE_KERNEL_RO` |
+//! | [`Kind::Device`] | `PROT_DEVICE_nGnRE` |
+//!
+//! ```
+//! use armstop_idmap::{IdMap, Kind, PAGE, Table};
+//!
+//! let mut pool = vec![Table::EMPTY; 8];
+//! let mut map = IdMap::new(&mut pool).unwrap();
+//! // A GiB of RAM as data: one 1 GiB block in the root table.
+//! map.set(0x4000_0000, 0x4000_0000, Kind::Data).unwrap();
+//! assert_eq!(map.tables_used(), 1);
+//! // The image's code inside it: the block splits into 2 MiB blocks, one of them into pages.
+//! map.set(0x4008_0000, 16 * PAGE, Kind::Code).unwrap();
+//! assert_eq!(map.tables_used(), 3);
+//! // A guard page below a stack, and a UART.
+//! map.set(0x4100_0000, PAGE, Kind::Unmapped).unwrap();
+//! map.set(0x0900_0000, PAGE, Kind::Device).unwrap();
+//!
+//! assert_eq!(map.translate(0x4008_1234), Some((0x4008_1234, Kind::Code)));
+//! assert_eq!(map.translate(0x4009_0000), Some((0x4009_0000, Kind::Data)));
+//! assert_eq!(map.translate(0x4100_0008), None);
+//! assert_eq!(map.translate(0x0900_0018), Some((0x0900_0018, Kind::Device)));
+//! assert!(map.set(0x4000_0100, PAGE, Kind::Data).is_err(), "not 4 KiB aligned");
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -13,6 +13,25 @@
 //! was seen ([`Activity::is_lit`]), so any caller that samples at the same moment computes the
 //! same level, and [`Activity::next_change`] says exactly when, without new samples, that level
 //! can next change (the firmware programs its timer with it).
+//!
+//! Linux's nearest are the `heartbeat` LED trigger (`ledtrig-heartbeat.c`: a double blink
+//! whose period follows the load average; here the period is fixed) and the `activity`
+//! trigger; neither shows stop requests.
+//!
+//! ```
+//! use armstop_led::{Activity, HOLD_MS};
+//!
+//! let mut led = Activity::armstop();
+//! // Idle: the heartbeat's two blinks, at 0-100 ms and 200-300 ms of each second.
+//! assert!(led.update(50, false));
+//! assert!(!led.update(150, false));
+//! assert_eq!(led.next_change(150), Some(200));
+//! // A stop request runs at 400 ms: solid, and still lit for HOLD_MS after the last sample.
+//! assert!(led.update(400, true));
+//! assert!(led.is_lit(400 + u64::from(HOLD_MS) - 1));
+//! assert_eq!(led.next_change(401), Some(400 + u64::from(HOLD_MS)));
+//! assert!(!led.is_lit(400 + u64::from(HOLD_MS)), "back to the heartbeat, dark at 500 ms");
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -28,6 +28,55 @@
 //! never a separate mailbox the dying CPU could clear after a CPU_ON filled it. Nothing here
 //! uses a read-modify-write atomic or a spin lock: the provider runs with the MMU off (see
 //! [`bakery`]).
+//!
+//! The names are the specification's; Linux is a PSCI *client* (`drivers/firmware/psci/`),
+//! and the closest provider is TF-A's generic PSCI library (`lib/psci/`: `psci_cpu_on`,
+//! `psci_cpu_off`, `psci_affinity_info`), whose per-CPU `aff_info_state` is [`Power`] here.
+//!
+//! ```
+//! use armstop_psci_provider::{Action, Platform, Power, Provider, Start};
+//! use smccc::psci::error::{ALREADY_ON, INVALID_ADDRESS, SUCCESS};
+//! use smccc::psci::{PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_64};
+//!
+//! /// Two CPUs whose MPIDR affinity is their logical id; RAM from 0x8_0000.
+//! struct Board;
+//!
+//! impl Platform for Board {
+//!     fn cpu_of(&self, affinity: u64) -> Option<usize> {
+//!         (affinity < 2).then_some(affinity as usize)
+//!     }
+//!     fn is_valid_entry(&self, entry: u64) -> bool {
+//!         (0x8_0000..0x4000_0000).contains(&entry)
+//!     }
+//!     fn wake(&self, _cpu: usize) {} // `dsb sy; sev` on the target
+//!     fn standby(&self) {}
+//!     fn system_off(&self) -> ! {
+//!         unreachable!()
+//!     }
+//!     fn system_reset(&self) -> ! {
+//!         unreachable!()
+//!     }
+//! }
+//!
+//! let psci: Provider<2> = Provider::new();
+//! psci.boot(0);
+//! let ret = |code: i32| Action::Return(code.into());
+//!
+//! // CPU 0 starts CPU 1 at 0x8_0000 with context 7; a second CPU_ON is refused.
+//! assert_eq!(psci.call(&Board, 0, PSCI_CPU_ON_64, [1, 0x8_0000, 7]), ret(SUCCESS));
+//! assert_eq!(psci.power(1), Power::OnPending);
+//! assert_eq!(psci.call(&Board, 0, PSCI_CPU_ON_64, [1, 0x4000_0000, 0]), ret(INVALID_ADDRESS));
+//!
+//! // CPU 1, woken in its pen, leaves it for the entry point.
+//! assert_eq!(psci.pen_poll(1), Some(Start { entry: 0x8_0000, context: 7 }));
+//! assert_eq!(psci.call(&Board, 0, PSCI_AFFINITY_INFO_64, [1, 0, 0]), ret(0)); // on
+//! assert_eq!(psci.call(&Board, 0, PSCI_CPU_ON_64, [1, 0x8_0000, 7]), ret(ALREADY_ON));
+//!
+//! // CPU 1 turns itself off and goes back to the pen.
+//! assert_eq!(psci.call(&Board, 1, PSCI_CPU_OFF, [0; 3]), Action::PowerDown);
+//! assert_eq!(psci.call(&Board, 0, PSCI_AFFINITY_INFO_64, [1, 0, 0]), ret(1)); // off
+//! assert_eq!(psci.pen_poll(1), None);
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -10,6 +10,36 @@
 //!
 //! Invariant: [`parse_line`] never panics and never allocates, whatever the bytes; every `Err`
 //! names the command and the argument it is about, where there is one.
+//!
+//! The other parts of a console: the line editor ([`Editor`]: echo, history, completion), the
+//! receive queue between the UART's interrupt and the reader ([`input`]), and the test
+//! harness's plan line ([`plan`]). Nothing here knows about a UART or about armstop's
+//! firmware, so any console can use it.
+//!
+//! ```
+//! use armstop_shell::{Command, CpuSet, Editor, Event, parse_line};
+//!
+//! // The bytes of one line, as the UART delivers them, through the editor...
+//! let mut editor = Editor::new("armstop> ");
+//! let mut echo = Vec::new();
+//! let mut line = None;
+//! for &b in b"stopcpus 0-2,5\r" {
+//!     if let Event::Line(l) = editor.feed(b, &mut |out| echo.extend_from_slice(out)) {
+//!         line = Some(l);
+//!     }
+//! }
+//! let line = line.unwrap();
+//! assert_eq!(echo, b"stopcpus 0-2,5\r\n");
+//!
+//! // ...and parsed for a machine of 8 CPUs.
+//! let cmd = parse_line(line.as_bytes(), 8);
+//! assert_eq!(cmd, Ok(Some(Command::StopCpus("0-2,5".parse::<CpuSet>().unwrap()))));
+//! assert_eq!(parse_line(b"", 8), Ok(None));
+//!
+//! // A bad line gets one line of error, naming what is wrong.
+//! let err = parse_line(b"stop 9", 8).unwrap_err();
+//! assert_eq!(err.to_string(), "stop: no cpu9: this machine has CPUs 0-7");
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

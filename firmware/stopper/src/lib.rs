@@ -1,6 +1,8 @@
 //! Per-CPU stoppers with the semantics of Linux's `kernel/stop_machine.c`, portable over a
 //! small [`Platform`] trait: the same code runs on the target (GIC SGIs as kicks, IRQ masking,
-//! the generic timer), on the host with std threads, and under `loom`.
+//! the generic timer), on the host with std threads, and under `loom`. It is a component: any
+//! `no_std` firmware (or a host program) with its own [`Platform`] can use it; armstop is one
+//! such firmware.
 //!
 //! Every CPU runs a stopper loop that sleeps until kicked, then calls [`Stoppers::run_works`]:
 //! it pops works in FIFO order under the stopper's lock and runs each with the lock released
@@ -13,14 +15,109 @@
 //! | [`Stoppers::stop_two_cpus`] | `stop_two_cpus` | `NoEnt`, `SameCpu` / `InvalidCpu` (EINVAL), `WouldDeadlock` |
 //! | [`Stoppers::stop_cpus`] | `stop_cpus` | `NoEnt`, `InvalidCpu`, `WouldDeadlock` |
 //! | [`Stoppers::try_stop_cpus`] | `try_stop_cpus` | `Busy` (EAGAIN), and as `stop_cpus` |
-//! | [`Stoppers::stop_machine`] | `stop_machine` | `NoEnt`, `InvalidCpu`, `WouldDeadlock` |
+//! | [`Stoppers::stop_machine`] | `stop_machine`, and `stop_machine_cpuslocked`: it takes no CPU-hotplug lock (the participants are fixed under the stoppers' own mutex), so a hotplug operation may call it with its own lock held, as `armstop-hotplug`'s `cpu_down` does | `NoEnt`, `InvalidCpu`, `WouldDeadlock` |
 //! | [`Stoppers::stop_machine_park`] | `stop_machine_park` | — |
 //! | [`Stoppers::stop_machine_unpark`] | `stop_machine_unpark` | — |
 //! | [`Stoppers::run_works`] | `cpu_stopper_thread` | — |
 //! | [`Stoppers::park`] | `cpu_stop_park` (with the flush before it) | — |
 //! | [`Stoppers::running`] | `print_stop_info` | — |
+//! | [`Stoppers`] | the per-CPU `struct cpu_stopper`s (`enabled`: [`Stoppers::is_enabled`]) | — |
+//! | [`NowaitWork`] | `struct cpu_stop_work`, the caller's buffer for `stop_one_cpu_nowait` | — |
+//! | [`Caller`] | `cpu_stop_work`'s `fn` and `caller`, as `print_stop_info` prints them | — |
+//! | [`MultiStopState`] | `enum multi_stop_state` (of `multi_cpu_stop`) | — |
+//! | [`Stoppers::set_nr_cpu_ids`] | `nr_cpu_ids` | — |
+//! | [`StopError`] | the negative errnos above ([`StopError::errno`]) | — |
+//! | [`Platform::kick`] | waking the stopper thread (`wake_up_process`, through `cpu_stop_queue_work`'s wake queue) | — |
+//! | [`Platform::irq_save`] / [`Platform::irq_restore`] | `local_irq_save` / `local_irq_restore`, and `preempt_disable` | — |
+//! | [`Platform::relax`] | `stop_machine_yield` (`cpu_relax`) | — |
+//!
+//! Not provided: `stop_core_cpuslocked` and `stop_machine_from_inactive_cpu` (x86 only in
+//! Linux). Linux's waits sleep in the scheduler; here a wait spins, then sleeps through
+//! [`Platform::sleep`] until a notifier wakes it ([`Stoppers::wait_until`]).
+//!
+//! # Example
+//!
+//! A whole platform for a machine of one CPU, the calling thread (a request's wait runs the
+//! calling CPU's own works, so nothing needs kicking). `examples/threads.rs` is the same on
+//! four CPUs, each a std thread running its stopper loop (`cargo run -p armstop-stopper
+//! --example threads`).
+//!
+//! ```
+//! use armstop_stopper::{NowaitWork, Platform, StopError, Stoppers};
+//! use std::time::Instant;
+//!
+//! struct OneCpu(Instant);
+//!
+//! impl Platform for OneCpu {
+//!     fn cpu_id(&self) -> usize {
+//!         0
+//!     }
+//!     // Nothing to wake: the only CPU is the one that queued the work, and it runs it.
+//!     fn kick(&self, _cpu: usize) {}
+//!     // No interrupts on this machine, so nothing to mask.
+//!     fn irq_save(&self) -> usize {
+//!         0
+//!     }
+//!     fn irq_restore(&self, _saved: usize) {}
+//!     fn relax(&self) {
+//!         std::hint::spin_loop();
+//!     }
+//!     fn now_ns(&self) -> u64 {
+//!         self.0.elapsed().as_nanos() as u64
+//!     }
+//!     fn report(&self, args: std::fmt::Arguments<'_>) {
+//!         eprintln!("{args}");
+//!     }
+//! }
+//!
+//! let s: Stoppers<OneCpu, 1> = Stoppers::new(OneCpu(Instant::now()));
+//! s.stop_machine_unpark(0); // CPU 0 comes online: its stopper accepts works.
+//!
+//! assert_eq!(s.stop_one_cpu(0, || 42), Ok(42));
+//! assert_eq!(s.stop_machine(|| 7, None), Ok(7));
+//! assert_eq!(s.stop_one_cpu(1, || 0), Err(StopError::InvalidCpu));
+//! // A stop request from inside a callback would wait for itself.
+//! let inner = s.stop_one_cpu(0, || match s.stop_one_cpu(0, || 0) {
+//!     Err(StopError::WouldDeadlock) => 0,
+//!     _ => 1,
+//! });
+//! assert_eq!(inner, Ok(0));
+//!
+//! // Fire and forget: the buffer outlives the request. The stopper loop's body runs it.
+//! static F: fn() -> i32 = || 0;
+//! static WORK: NowaitWork = NowaitWork::new("example work", &F);
+//! assert!(s.stop_one_cpu_nowait(0, &WORK));
+//! assert!(WORK.is_pending());
+//! assert_eq!(s.run_works(), 1);
+//! assert!(!WORK.is_pending());
+//!
+//! // Going offline: the stopper is flushed and parked; requests then fail, f never runs.
+//! s.stop_machine_park(0);
+//! assert!(s.park());
+//! assert_eq!(s.stop_one_cpu(0, || 1), Err(StopError::NoEnt));
+//! ```
+//!
+//! # What a firmware provides
+//!
+//! A [`Platform`] (what each method may and must do is in its table and its `# Contract`
+//! sections), one [`Stoppers`] shared by every CPU (a `static`: [`Stoppers::new`] is `const`),
+//! and on every CPU a loop that:
+//! - calls [`Stoppers::run_works`] whenever the CPU is kicked ([`Platform::kick`]): from the
+//!   kick's interrupt handler, so that a stopper preempts whatever the CPU runs, and from its
+//!   idle loop; a kick that arrives while it is not looking must not be lost;
+//! - calls [`Stoppers::park`] when it has nothing else to do, so that a
+//!   [`Stoppers::stop_machine_park`] is honoured (`armstop-hotplug`'s `dying_step` does this
+//!   and more);
+//! - enables its stopper with [`Stoppers::stop_machine_unpark`] before the CPU counts as
+//!   online.
+//!
+//! Requests are made from any CPU, outside callbacks; every caller of a [`Stoppers`] method
+//! is one of its `N` CPUs ([`Platform::cpu_id`] below `N`).
+//!
+//! # Failure and the watchdog
 //!
 //! Every waiting request may also fail with `TimedOut` (ETIMEDOUT): past the watchdog limit
+
 //! ([`Stoppers::set_watchdog`]), after the report naming each CPU waited for and what it runs,
 //! the requester takes its request back: a multi-CPU stop moves to ABORT (waiting participants
 //! leave), works not yet started are unlinked under their stopper's lock, and each CPU still
@@ -53,62 +150,229 @@ pub use armstop_cpuset::{AtomicCpuSet, CpuSet, MAX_CPUS, ParseCpuSetError};
 
 use sync::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
-/// What the stopper needs from the machine it runs on.
+/// What the stopper needs from the machine it runs on: one value, shared by every CPU.
+///
+/// The stopper calls these methods from every context it has: with IRQs masked
+/// ([`Platform::irq_save`] in force), inside works, inside a multi-CPU stop while every other
+/// CPU spins with IRQs masked waiting for this one, and a few with one of its own locks held (a
+/// CPU's work list). What each method may do follows from that; the table sums it up and each
+/// method's `# Contract` gives the detail and the reason. Nothing here is a guess about a
+/// future use: each line is something the code in this crate does or relies on. "Stopper
+/// lock" means one of the stoppers' own locks; "the stoppers" means the [`Stoppers`] this
+/// platform belongs to.
+///
+/// | method | called | must never | the stopper relies on |
+/// |---|---|---|---|
+/// | [`cpu_id`](Platform::cpu_id) | everywhere, any IRQ state | block | the caller's id, `< N`, the same on every call from that CPU, distinct per CPU |
+/// | [`kick`](Platform::kick), [`kick_set`](Platform::kick_set) | after queueing, no stopper lock held; IRQs masked or not; the target may be the caller | wait for the target; run the works on the calling CPU before it returns | the target runs [`Stoppers::run_works`] afterwards and then sees what was queued before the kick; a kick is never lost (pending until served) and ends a [`sleep`](Platform::sleep) |
+/// | [`irq_save`](Platform::irq_save), [`irq_restore`](Platform::irq_restore) | around every stopper lock and every work; nested, last saved first restored | block | while masked, this CPU does not start its works on a kick; a kick that arrives meanwhile stays pending |
+/// | [`relax`](Platform::relax) | in every spin: IRQs masked, inside works and callbacks, every other CPU stopped; no stopper lock held | take a stopper lock, make a request, block (except where it is the halt point, see [`halt`](Platform::halt)) | it returns |
+/// | [`wake`](Platform::wake) | by a notifier: IRQs masked or not, inside works, and with a stopper lock held (a halted CPU's works dropped) | block, wait for the target, take a stopper lock | pending until the target's next [`clear_wake`](Platform::clear_wake); what the notifier stored before it is visible to the sleeper once its `sleep` returns |
+/// | [`clear_wake`](Platform::clear_wake) | before each sleep, IRQs masked, on the sleeper | block | complete when it returns: it discards earlier wakes, never a later one |
+/// | [`sleep`](Platform::sleep) | IRQs masked, by a waiter, also inside works | take the interrupts that end it (no works run inside) | it returns on a pending wake or kick, and by its deadline; it may return early |
+/// | [`now_ns`](Platform::now_ns) | everywhere, IRQs masked too | block, go backwards | one monotonic clock for every CPU |
+/// | [`report`](Platform::report) | on watchdog and bug paths: IRQs masked, inside multi-CPU stops, with a stopper lock held | wait for another CPU (such as a console lock a stopped CPU holds), take a stopper lock, make a request | it returns |
+/// | [`run_callback`](Platform::run_callback) | once per callback, IRQs masked, no stopper lock held | run anything but `f`, return with IRQs open | `f` runs once, on this CPU, and its value is returned |
+/// | [`halt`](Platform::halt) | by a requester whose watchdog ran out, no stopper lock held | return `true` while the CPU can still touch memory | `true`: the CPU never touches memory again |
+///
+/// The defaults of the optional methods are consistent with each other: without
+/// [`wake`](Platform::wake) a platform must not sleep either (the default
+/// [`sleep`](Platform::sleep) only relaxes), and without [`halt`](Platform::halt) a stuck
+/// callback is waited for.
+///
+/// On top of the platform, each CPU needs the loop described in the crate docs ("What a
+/// firmware provides"); `examples/threads.rs` is a complete platform and loop on std threads.
 pub trait Platform: Sync {
     /// The calling CPU's logical id.
+    ///
+    /// # Contract
+    /// Below the stoppers' `N`, the same for every call made on one CPU and different from
+    /// every other CPU's: it indexes the per-CPU tables (an id at or above `N` panics). Called
+    /// from every context, including with IRQs masked inside a multi-CPU stop, so it must not
+    /// block; on the target it reads a system register, on the host a thread-local.
     fn cpu_id(&self) -> usize;
-    /// Wakes `cpu`'s stopper loop (an SGI on the target). Never called with a stopper lock held.
+
+    /// Wakes `cpu`'s stopper loop (an SGI on the target), so that it runs
+    /// [`Stoppers::run_works`].
+    ///
+    /// # Contract
+    /// Called right after a work was queued on `cpu`, once the work list's lock has been
+    /// released, never with a stopper lock held. IRQs may be masked (a callback queueing a
+    /// nowait work) or not. `cpu` may be the calling CPU (`stop_one_cpu` on itself).
+    ///
+    /// - **Ordering.** The work was queued under `cpu`'s list lock, released before the kick.
+    ///   Once `cpu` reacts to the kick (takes its lock in `run_works`), it must see that work:
+    ///   the kick must not overtake the stores before it. On the target a `dsb` comes before
+    ///   the SGI is sent; on the host, `Thread::unpark` happens before the `park` it ends
+    ///   returns (or a flag stored with `Release` and read with `Acquire`).
+    /// - **Never lost.** A kick must not be lost when it lands while `cpu` is between finding
+    ///   its list empty and going idle, or while it has IRQs masked: it stays pending (as an
+    ///   SGI does) until `cpu` runs its works, and a pending kick ends [`Platform::sleep`]
+    ///   (a waiter checks its list before it sleeps and relies on a later kick ending the
+    ///   sleep). Kicks may be merged: one `run_works` serves them all. A spurious kick is
+    ///   harmless.
+    /// - **Must not** wait for `cpu` to respond (it may be spinning with IRQs masked in a
+    ///   multi-CPU stop, waiting for this CPU), and must not run the works itself before it
+    ///   returns: when the calling CPU is the target, its works run later, when it restores
+    ///   its IRQs or comes back to its loop. (`stop_two_cpus` kicks both CPUs with IRQs
+    ///   masked and relies on its own half not starting, and waiting for the other, before
+    ///   the other is kicked.)
     fn kick(&self, cpu: usize);
+
     /// Wakes the stopper loops of every CPU in `cpus` ([`Platform::kick`] each, by default; one
-    /// SGI to the set on the target). Never called with a stopper lock held.
+    /// SGI to the set on the target).
+    ///
+    /// # Contract
+    /// As [`Platform::kick`], for each CPU of `cpus`. Called by `stop_two_cpus`, `stop_cpus`
+    /// and `stop_machine` once every work is queued and every list lock released, with IRQs
+    /// masked (so that the calling CPU, often one of `cpus`, starts its own work only once
+    /// every other CPU has been kicked).
     fn kick_set(&self, cpus: CpuSet) {
         for cpu in cpus {
             self.kick(cpu);
         }
     }
+
     /// Masks IRQs on this CPU, returning what to restore. While masked, this CPU's stopper
     /// must not run (on the target, kicks are IRQs): that is the stopper's `preempt_disable`.
+    ///
+    /// # Contract
+    /// Called around every access to a work list (so that a kick's handler never finds its own
+    /// CPU's list lock held) and around every work it runs (works run masked); calls nest, and
+    /// each [`Platform::irq_restore`] gets the value of the matching, most recent `irq_save`.
+    /// While masked, a kick must not make this CPU start its works; the kick stays pending.
+    /// Must not block. A platform whose kicks are never taken asynchronously (host threads that
+    /// only run works from their loop and from the stoppers' own waits) has nothing to mask and
+    /// may return anything.
     fn irq_save(&self) -> usize;
+
     /// Restores the IRQ state [`Platform::irq_save`] returned.
+    ///
+    /// # Contract
+    /// Called with no stopper lock held. Restoring an unmasked state may take a pending kick
+    /// at once and run this CPU's works inside this call (as the target's SGI handler does):
+    /// the stopper only restores where that is allowed. Must not block otherwise.
     fn irq_restore(&self, saved: usize);
+
     /// Spin-wait hint (and, under loom, a yield).
+    ///
+    /// # Contract
+    /// Called in every spin: a waiter's spin before it sleeps, a multi-CPU stop's participants
+    /// (IRQs masked, every other CPU stopped), a CPU claimed by a requester's watchdog (inside
+    /// [`Platform::run_callback`]), and [`Stoppers::running`]'s bounded retries. Never with a
+    /// stopper lock held. It must return (soon): it must not take a stopper lock, make a stop
+    /// request or wait for another CPU. It may read the lock-free state
+    /// ([`Stoppers::running_mask`]; armstop drives its activity LED from here), and yield the
+    /// host thread (a host with fewer cores than "CPUs" needs that). The one exception to
+    /// "returns": a platform may make it the point where [`Platform::halt`] reaches a CPU,
+    /// which then never returns (the host tests do).
     fn relax(&self);
-    /// Wakes the CPUs of `cpus` from [`Platform::sleep`] (an SGI on the target). A wake sent
-    /// after the target's last [`Platform::clear_wake`] must end its next `sleep` (it stays
-    /// pending until then, as an SGI does). Never called with a stopper lock held. The default
-    /// does nothing: a platform without it must not sleep either (see `sleep`'s default).
+
+    /// Wakes the CPUs of `cpus` from [`Platform::sleep`] (an SGI on the target).
+    ///
+    /// # Contract
+    /// Called by a notifier once it has changed what the sleepers of `cpus` wait for and seen
+    /// them announced as sleeping (after a `SeqCst` fence; see `Stoppers::sleep_once`). It is
+    /// called with IRQs masked or not, from inside works (a multi-CPU stop's last
+    /// acknowledgement, a completed work), and with a stopper lock held (a halted CPU's queued
+    /// works are dropped, and their requesters woken, under its list lock). So it must not
+    /// block, wait for the targets, or take a stopper lock.
+    ///
+    /// - **Pending.** A wake sent after the target's last [`Platform::clear_wake`] must end
+    ///   its next `sleep` (it stays pending until then, as an SGI does), even if the target is
+    ///   not asleep yet when it is sent.
+    /// - **Ordering.** What the notifier stored before the wake must be visible to the target
+    ///   once its `sleep` returns because of it: the sleeper checks its condition again then,
+    ///   and no second wake comes.
+    ///
+    /// The default does nothing: a platform without it must not sleep either (see `sleep`'s
+    /// default).
     fn wake(&self, cpus: CpuSet) {
         let _ = cpus;
     }
+
     /// Discards the wakes sent to this CPU so far (clears its pending wake SGI), so that a
-    /// stale one does not end the next `sleep` at once. Called with IRQs masked, before the
-    /// sleeper announces itself; must complete before it returns.
+    /// stale one does not end the next `sleep` at once.
+    ///
+    /// # Contract
+    /// Called on the sleeper with IRQs masked, before it announces that it sleeps. It must be
+    /// complete when it returns: a wake sent after that (by a notifier that saw the
+    /// announcement) must survive it. Discarding earlier wakes is optional: the default does
+    /// nothing, and a stale wake then only ends a sleep early, which the stopper tolerates.
     fn clear_wake(&self) {}
+
     /// Sleeps until a wake (see [`Platform::wake`]), a kick, any other interrupt, or the time
     /// `deadline_ns` ([`Platform::now_ns`]'s clock; `u64::MAX`: none); may return early. Called
     /// with IRQs masked (a pending interrupt still ends it, as `wfi` does). The default only
     /// relaxes: a platform that cannot sleep spins.
+    ///
+    /// # Contract
+    /// Called by a waiter with IRQs masked, after it announced itself and checked its condition
+    /// (and, outside works, its work list) a last time: by requesters, by `lock_waiting`, by
+    /// hotplug's waits, and inside works, by a multi-CPU stop's participants between states.
+    ///
+    /// - It must return on a wake sent after this CPU's last [`Platform::clear_wake`], on a
+    ///   kick sent after the waiter checked its list, and at (or soon after) `deadline_ns`: the
+    ///   watchdog and the polled waits ([`Stoppers::wait_until_polled`]) depend on the
+    ///   deadline.
+    /// - It may return early, for any reason: the caller checks again and sleeps again.
+    /// - It must not take the interrupts that end it, nor run works: a participant sleeps
+    ///   inside its own work and must not run another one there. It returns with IRQs masked.
     fn sleep(&self, deadline_ns: u64) {
         let _ = deadline_ns;
         self.relax();
     }
+
     /// Monotonic time in nanoseconds, for the watchdog.
+    ///
+    /// # Contract
+    /// One clock for every CPU: a multi-CPU stop's state time is taken on one CPU and compared
+    /// on the others, and deadlines given to [`Platform::sleep`] are in it. It must never go
+    /// backwards (small skew between CPUs only delays a report: differences saturate). Called
+    /// everywhere, with IRQs masked too, so it must not block. A clock that never advances
+    /// (loom's) turns the watchdog and every deadline off.
     fn now_ns(&self) -> u64;
+
     /// Prints a diagnostic line (watchdog reports, detected bugs).
+    ///
+    /// # Contract
+    /// Called on the watchdog's and the bug paths: with IRQs masked, by a multi-CPU stop's
+    /// participant while every other CPU is stopped, and with a stopper lock held (the works a
+    /// halted CPU drops are named under its list lock). It must return without waiting for
+    /// another CPU (a console lock that a stopped CPU holds would deadlock: armstop forces the
+    /// line out), and must not take a stopper lock or make a request. Nothing is reported on a
+    /// healthy machine.
     fn report(&self, args: fmt::Arguments<'_>);
+
     /// Runs a request's own callback `f` on this CPU, inside its stopper work (IRQs masked by
     /// [`Platform::irq_save`]). A platform that can halt a CPU stuck in a callback
     /// ([`Platform::halt`]) opens the one path its halt needs here and closes it again before
     /// returning (on the target: IRQs unmasked with the GIC's priority mask raised, so only the
     /// halt SGI gets through). The default just calls `f`.
+    ///
+    /// # Contract
+    /// Called once for each callback run: by [`Stoppers::run_works`] for a work of its own
+    /// (`stop_one_cpu`, a nowait work, each CPU's work of `stop_cpus`), and on each active CPU
+    /// of a multi-CPU stop in its RUN state, with IRQs masked and no stopper lock held. It must call `f` exactly once, on this CPU, and return its value, with the
+    /// IRQ state it was called with. Whatever it opens must let nothing but the halt through:
+    /// a kick's handler running inside would run works inside a work. `f` may never return
+    /// (the CPU is halted inside it).
     fn run_callback(&self, f: &mut dyn FnMut() -> i32) -> i32 {
         f()
     }
+
     /// Halts `cpu`, which a requester whose watchdog ran out found inside
     /// [`Platform::run_callback`] and has claimed (it will not return from the callback into
     /// the request's memory until halted or given back). `true` means: once this returns, `cpu`
     /// never touches memory again (it is parked for good, or off). `false`: this platform cannot
     /// reach it (no NMI-like path; the default), and the request keeps waiting for it.
+    ///
+    /// # Contract
+    /// Called on the requester's CPU, outside any stopper lock and outside callbacks, once per
+    /// stuck CPU and watchdog period. It may block until `cpu` has acknowledged (armstop waits a
+    /// bounded time for the halt SGI's answer), since the requester frees the request's memory
+    /// as soon as this returns `true`: `true` before `cpu` has stopped is a use-after-free.
+    /// Whatever the callback held stays held; the stopper disables `cpu` for good.
     fn halt(&self, cpu: usize) -> bool {
         let _ = cpu;
         false

@@ -2,6 +2,43 @@
 //! are written against: `core`'s atomics and `spin`'s mutex normally, loom's under
 //! `--cfg loom`, so the loom models check the very same code. One crate, so that every layer
 //! switches to loom together.
+//!
+//! What a crate built on it writes: types whose constructors are `const` (so that they can be
+//! statics on the target) and plain functions under loom ([`loom_const_fn!`]), arrays of
+//! atomics ([`array_of!`]), and the atomics, [`Mutex`] and [`relax`] from here rather than from
+//! `core` or `spin`.
+//!
+//! | here | Linux |
+//! |---|---|
+//! | [`Mutex`] | `raw_spinlock_t`: it spins and never sleeps (the callers mask IRQs around it) |
+//! | [`relax`] | `cpu_relax` |
+//! | `fence(SeqCst)` | `smp_mb` |
+//! | [`FnSlot`] | a function pointer published with `smp_store_release` / `smp_load_acquire` |
+//!
+//! ```
+//! use armstop_sync::{AtomicU64, Mutex, Ordering, array_of, loom_const_fn};
+//!
+//! /// Per-CPU counters, and a lock for the rest.
+//! pub struct Counters<const N: usize> {
+//!     per_cpu: [AtomicU64; N],
+//!     log: Mutex<u32>,
+//! }
+//!
+//! impl<const N: usize> Counters<N> {
+//!     loom_const_fn! {
+//!         /// All zero (a `const fn`, except under loom).
+//!         pub fn new() -> Self {
+//!             Self { per_cpu: array_of![AtomicU64::new(0); N], log: Mutex::new(0) }
+//!         }
+//!     }
+//! }
+//!
+//! static COUNTERS: Counters<4> = Counters::new();
+//! COUNTERS.per_cpu[2].fetch_add(1, Ordering::Relaxed);
+//! *COUNTERS.log.lock() += 1;
+//! assert_eq!(COUNTERS.per_cpu[2].load(Ordering::Relaxed), 1);
+//! assert_eq!(*COUNTERS.log.try_lock().unwrap(), 1);
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
