@@ -7,6 +7,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # nightly with rust-src, e.g. ARMSTOP_CARGO=$(rustup which --toolchain nightly cargo).
 fw_cargo := env("ARMSTOP_CARGO", if path_exists("/usr/bin/cargo") == "true" { "/usr/bin/cargo" } else { "cargo" })
 fw_rustc := env("ARMSTOP_RUSTC", if path_exists("/usr/bin/rustc") == "true" { "/usr/bin/rustc" } else { "rustc" })
+fw_rustdoc := env("ARMSTOP_RUSTDOC", if path_exists("/usr/bin/rustdoc") == "true" { "/usr/bin/rustdoc" } else { "rustdoc" })
+portable_crates := "-p armstop-cpuset -p armstop-sync -p armstop-boards -p armstop-stopper -p armstop-hotplug -p armstop-shell -p armstop-psci-provider -p armstop-led -p armstop-idmap -p armstop-devicetree -p armstop-bcm2711"
 fw_dir := justfile_directory() / "target" / "firmware"
 # Every board gets its own set of images (the board is chosen at build time, ARMSTOP_BOARD):
 # target/images/<board>/<image> (ELF) and <image>.bin (raw, for loaders and SD cards).
@@ -34,6 +36,7 @@ run *args="virt-gicv2 virt-gicv3": build
 # Every test (virt and raspi4b machines).
 test: build build-bench
     cargo test --quiet
+    just doc package
     cargo run --quiet -p armstop-sdcard -- --root {{justfile_directory()}}
     just loom
     cargo run --quiet -p armstop-bench -- --smoke --images {{images_root}} --repo {{justfile_directory()}} --out {{justfile_directory()}}/target/bench-smoke
@@ -60,6 +63,21 @@ test: build build-bench
 # Run one test image (or some of its tests) on one machine or the matrix.
 test-image image *args: build
     {{runner}} test-image --images {{images_root}} --log-dir target/qemu-logs {{image}} {{args}}
+
+# rustdoc with warnings denied: the host crates, then the firmware crate on its target (with
+# the firmware toolchain's rustdoc, which matches its rustc).
+# Build the API docs of every crate, warnings denied (target/doc, target/firmware-doc).
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --workspace --exclude armstop --exclude armstop-target-tests
+    ARMSTOP_BOARD=qemu-virt RUSTC={{fw_rustc}} RUSTDOC={{fw_rustdoc}} RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-D warnings" \
+      {{fw_cargo}} doc --quiet --no-deps --target aarch64-unknown-none-softfloat -Zbuild-std=core \
+      -Zbuild-std-features=compiler-builtins-mem --target-dir {{justfile_directory()}}/target/firmware-doc -p armstop
+
+# `cargo package` of the portable crates, each built and tested from its package against the
+# others' (nothing is published).
+# Package the portable crates as for a crates.io release, and check each builds from its package.
+package:
+    cargo package --quiet --allow-dirty {{ portable_crates }}
 
 # A copy of templates/app in DIR, outside this checkout, pointed at it: a firmware of your own
 # with its main image, its tests and its two commands (`just run`, `just test` there).
