@@ -18,6 +18,10 @@
 /// The flag a [`Rx::Lost`] carries when the queue, not the UART, had no room.
 pub const LOST_QUEUE_FULL: u32 = 1 << 16;
 
+/// The flag a [`Rx::Lost`] carries for a loss recorded with no flag it can keep (none, or only
+/// bits a slot uses for itself): still a loss, of unknown cause.
+pub const LOST_UNKNOWN: u32 = 1 << 30;
+
 /// Slots kept for line endings: a flood of data bytes leaves this many free.
 pub const LINE_END_RESERVE: usize = 16;
 
@@ -84,11 +88,14 @@ impl<const N: usize> InputQueue<N> {
         true
     }
 
-    /// Records a loss (`flags`, not 0) after everything queued so far. It never needs room:
-    /// it joins the newest slot, or a loss already waiting.
+    /// Records a loss after everything queued so far, with `flags` (bits 8..=30; others are
+    /// dropped, and a loss left with none is [`LOST_UNKNOWN`]: it is still reported). It never
+    /// needs room: it joins the newest slot, or a loss already waiting.
     pub fn lose(&mut self, flags: u32) {
-        debug_assert!(flags != 0 && flags & (HAS_BYTE | BYTE) == 0, "bad loss flags {flags:#x}");
-        let flags = flags & !(HAS_BYTE | BYTE);
+        let flags = match flags & !(HAS_BYTE | BYTE) {
+            0 => LOST_UNKNOWN,
+            f => f,
+        };
         if self.head != self.tail {
             let newest = self.head.wrapping_sub(1) % N;
             self.slots[newest] |= flags;

@@ -1,6 +1,6 @@
 //! The input queue: order, where losses come out, and the room kept for line endings.
 
-use armstop_shell::input::{InputQueue, LINE_END_RESERVE, LOST_QUEUE_FULL, Rx};
+use armstop_shell::input::{InputQueue, LINE_END_RESERVE, LOST_QUEUE_FULL, LOST_UNKNOWN, Rx};
 use proptest::prelude::*;
 
 const N: usize = 64;
@@ -118,6 +118,29 @@ fn uart_errors_come_out_where_they_happened() {
         drain(&mut q),
         vec![Rx::Lost(1 << 8), Rx::Byte(b'a'), Rx::Lost((1 << 11) | (1 << 10)), Rx::Byte(b'b')]
     );
+}
+
+#[test]
+fn a_loss_with_no_flag_it_can_keep_is_still_a_loss_and_never_a_byte() {
+    let mut q = InputQueue::<N>::new();
+    q.lose(0); // nothing said
+    q.push(b'a');
+    q.lose(0x7f); // bits a slot keeps its byte in
+    q.push(b'b');
+    q.lose(1 << 31); // the bit that marks a byte
+    assert_eq!(
+        drain(&mut q),
+        vec![
+            Rx::Lost(LOST_UNKNOWN),
+            Rx::Byte(b'a'),
+            Rx::Lost(LOST_UNKNOWN),
+            Rx::Byte(b'b'),
+            Rx::Lost(LOST_UNKNOWN)
+        ]
+    );
+    // Flags it can keep are kept, the others dropped.
+    q.lose((1 << 11) | 0x41);
+    assert_eq!(q.pop(), Some(Rx::Lost(1 << 11)));
 }
 
 #[test]

@@ -114,7 +114,9 @@ pub use armstop_shell::input::Rx;
 
 /// What the flags of [`Rx::Lost`] say, in words.
 pub fn describe_loss(flags: u32) -> &'static str {
-    if flags & input::LOST_QUEUE_FULL != 0 {
+    if flags & input::LOST_UNKNOWN != 0 {
+        "cause unknown"
+    } else if flags & input::LOST_QUEUE_FULL != 0 {
         "input came faster than the console read it: its 1024-byte buffer overflowed"
     } else if flags & (1 << 11) != 0 {
         "receive FIFO overrun (input came faster than it was read)"
