@@ -113,6 +113,41 @@ fn stop_machine_with_a_stuck_participant_fails_and_the_others_go_on() {
     assert_eq!(m.on(1, move || s.stop_two_cpus(0, 3, || 6)), Ok(6));
 }
 
+/// The pair's second CPU is busy in another work, so its half of the stop never starts: the
+/// watchdog must unlink that CPU's own work (not its partner's) and abort the stop, and the
+/// callback must never run, then or once the CPU is free.
+#[test]
+fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    static BUSY: fn() -> i32 = || {
+        while !RELEASE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        0
+    };
+    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    static RAN: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    assert!(m.on(0, move || s.stop_one_cpu_nowait(3, &WORK)));
+    wait_for("cpu3 busy", || s.running(3).is_some());
+    let r = m.on(0, move || {
+        s.stop_two_cpus(1, 3, || {
+            RAN.store(true, Ordering::SeqCst);
+            0
+        })
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("cpu3: work not started; unlinked"), "{reports}");
+    assert!(s.halted().is_empty(), "nobody was inside the callback");
+    RELEASE.store(true, Ordering::SeqCst);
+    wait_for("the busy work to end", || !WORK.is_pending());
+    assert_eq!(m.on(0, move || s.stop_two_cpus(3, 1, || 4)), Ok(4));
+    assert!(!RAN.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
+}
+
 #[test]
 fn stop_machine_whose_participant_never_arrives_fails() {
     static RELEASE: AtomicBool = AtomicBool::new(false);
