@@ -21,6 +21,42 @@ fn stuck(p: &HostPlatform) -> i32 {
     }
 }
 
+/// A nowait work that keeps a CPU busy (in someone else's callback) until released; each use
+/// gets statics of its own.
+macro_rules! busy_work {
+    () => {{
+        static RELEASE: AtomicBool = AtomicBool::new(false);
+        static BUSY: fn() -> i32 = || {
+            while !RELEASE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            0
+        };
+        static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+        Busy { release: &RELEASE, work: &WORK }
+    }};
+}
+
+struct Busy {
+    release: &'static AtomicBool,
+    work: &'static NowaitWork,
+}
+
+impl Busy {
+    /// Queues the work on `cpu` and returns once `cpu` runs it.
+    fn occupy(&self, m: &Machine, cpu: usize) {
+        let (s, work) = (m.s, self.work);
+        assert!(m.on(0, move || s.stop_one_cpu_nowait(cpu, work)));
+        wait_for("the busy work to start", || s.running(cpu).is_some());
+    }
+
+    /// Lets the work end, and waits until it has.
+    fn release(&self) {
+        self.release.store(true, Ordering::SeqCst);
+        wait_for("the busy work to end", || !self.work.is_pending());
+    }
+}
+
 fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -62,20 +98,12 @@ fn stuck_callback_in_stop_one_cpu_times_out_and_its_cpu_is_halted() {
 
 #[test]
 fn work_not_yet_started_is_unlinked_and_never_runs() {
-    static RELEASE: AtomicBool = AtomicBool::new(false);
-    static BUSY: fn() -> i32 = || {
-        while !RELEASE.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        0
-    };
-    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    let busy = busy_work!();
     static LATE_RAN: AtomicBool = AtomicBool::new(false);
     let m = Machine::new();
     let s = m.s;
     s.set_watchdog(LIMIT_NS);
-    assert!(m.on(0, move || s.stop_one_cpu_nowait(2, &WORK)));
-    wait_for("cpu2 busy", || s.running(2).is_some());
+    busy.occupy(&m, 2);
     let r = m.on(0, move || {
         s.stop_one_cpu(2, || {
             LATE_RAN.store(true, Ordering::SeqCst);
@@ -86,8 +114,7 @@ fn work_not_yet_started_is_unlinked_and_never_runs() {
     assert!(m.reports().join("\n").contains("cpu2: work not started; unlinked"));
     // cpu2 was in someone else's callback, not ours: it is not halted.
     assert!(!s.is_halted(2));
-    RELEASE.store(true, Ordering::SeqCst);
-    wait_for("the busy work to end", || !WORK.is_pending());
+    busy.release();
     assert_eq!(m.on(0, move || s.stop_one_cpu(2, || 5)), Ok(5));
     assert!(!LATE_RAN.load(Ordering::SeqCst), "an unlinked work ran");
 }
@@ -118,20 +145,12 @@ fn stop_machine_with_a_stuck_participant_fails_and_the_others_go_on() {
 /// callback must never run, then or once the CPU is free.
 #[test]
 fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
-    static RELEASE: AtomicBool = AtomicBool::new(false);
-    static BUSY: fn() -> i32 = || {
-        while !RELEASE.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        0
-    };
-    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    let busy = busy_work!();
     static RAN: AtomicBool = AtomicBool::new(false);
     let m = Machine::new();
     let s = m.s;
     s.set_watchdog(LIMIT_NS);
-    assert!(m.on(0, move || s.stop_one_cpu_nowait(3, &WORK)));
-    wait_for("cpu3 busy", || s.running(3).is_some());
+    busy.occupy(&m, 3);
     let r = m.on(0, move || {
         s.stop_two_cpus(1, 3, || {
             RAN.store(true, Ordering::SeqCst);
@@ -142,28 +161,19 @@ fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
     let reports = m.reports().join("\n");
     assert!(reports.contains("cpu3: work not started; unlinked"), "{reports}");
     assert!(s.halted().is_empty(), "nobody was inside the callback");
-    RELEASE.store(true, Ordering::SeqCst);
-    wait_for("the busy work to end", || !WORK.is_pending());
+    busy.release();
     assert_eq!(m.on(0, move || s.stop_two_cpus(3, 1, || 4)), Ok(4));
     assert!(!RAN.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
 }
 
 #[test]
 fn stop_machine_whose_participant_never_arrives_fails() {
-    static RELEASE: AtomicBool = AtomicBool::new(false);
-    static BUSY: fn() -> i32 = || {
-        while !RELEASE.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        0
-    };
-    static WORK: NowaitWork = NowaitWork::new("busy", &BUSY);
+    let busy = busy_work!();
     static RAN: AtomicBool = AtomicBool::new(false);
     let m = Machine::new();
     let s = m.s;
     s.set_watchdog(LIMIT_NS);
-    assert!(m.on(0, move || s.stop_one_cpu_nowait(3, &WORK)));
-    wait_for("cpu3 busy", || s.running(3).is_some());
+    busy.occupy(&m, 3);
     let r = m.on(0, move || {
         s.stop_machine(
             || {
@@ -179,8 +189,7 @@ fn stop_machine_whose_participant_never_arrives_fails() {
     assert!(reports.contains("cpu3: work not started; unlinked"), "{reports}");
     assert!(!RAN.load(Ordering::SeqCst), "the callback ran in an aborted stop_machine");
     assert!(s.halted().is_empty());
-    RELEASE.store(true, Ordering::SeqCst);
-    wait_for("the busy work to end", || !WORK.is_pending());
+    busy.release();
     assert_eq!(m.on(1, move || s.stop_machine(|| 3, None)), Ok(3));
 }
 
