@@ -490,6 +490,61 @@ fn platform_defaults_kick_each_cpu_and_spin_for_sleep() {
     assert_eq!(p.run_callback(&mut || 7), 7);
 }
 
+/// One CPU with a clock that only moves when it is told to: each relax is 1 ns, and a sleep
+/// records when it began and wakes the waiter (its condition reads `slept_at`).
+#[derive(Default)]
+struct Ticks {
+    now: AtomicU64,
+    relaxes: AtomicUsize,
+    slept_at: Mutex<Option<(u64, usize)>>,
+}
+
+impl Platform for Ticks {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+    fn kick(&self, _: usize) {}
+    fn irq_save(&self) -> usize {
+        0
+    }
+    fn irq_restore(&self, _: usize) {}
+    fn relax(&self) {
+        self.relaxes.fetch_add(1, Ordering::SeqCst);
+        self.now.fetch_add(1, Ordering::SeqCst);
+    }
+    fn sleep(&self, _deadline_ns: u64) {
+        let mut at = self.slept_at.lock().unwrap();
+        at.get_or_insert((self.now.load(Ordering::SeqCst), self.relaxes.load(Ordering::SeqCst)));
+    }
+    fn now_ns(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+    fn report(&self, _: std::fmt::Arguments<'_>) {}
+}
+
+/// The spin budget to the nanosecond: a wait relaxes while less than the budget has passed
+/// since it began and sleeps the first time it finds the whole budget spent (0: at once); a
+/// wait with a deadline gives up the first time it finds the deadline reached.
+#[test]
+fn a_wait_spins_exactly_its_budget_and_stops_at_its_deadline() {
+    for budget in [0, 1, 5] {
+        let s = armstop_stopper::Stoppers::<Ticks, 1>::new(Ticks::default());
+        s.set_spin_ns(budget);
+        let p = s.platform();
+        assert!(s.wait_until(1, u64::MAX, || p.slept_at.lock().unwrap().is_some()));
+        let (at, relaxes) = p.slept_at.lock().unwrap().unwrap();
+        assert_eq!((at, relaxes), (budget, budget as usize), "budget {budget} ns");
+    }
+    for deadline in [0, 1, 5] {
+        let s = armstop_stopper::Stoppers::<Ticks, 1>::new(Ticks::default());
+        s.set_spin_ns(SPIN_ONLY);
+        assert!(!s.wait_until(1, deadline, || false));
+        let p = s.platform();
+        assert_eq!(p.relaxes.load(Ordering::SeqCst), deadline as usize, "deadline {deadline}");
+        assert!(p.slept_at.lock().unwrap().is_none(), "a spin-only wait slept");
+    }
+}
+
 /// The spin budget as `ARMSTOP_SPIN_NS` spells it: ns, or `spin` for spin-only.
 #[test]
 fn spin_budgets_parse() {
