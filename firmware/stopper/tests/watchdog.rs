@@ -193,6 +193,92 @@ fn stop_machine_whose_participant_never_arrives_fails() {
     assert_eq!(m.on(1, move || s.stop_machine(|| 3, None)), Ok(3));
 }
 
+/// The requester takes part in its own stop and is the only one there on time: its partner is
+/// busy in another work. Nobody else can abort, so the requester's own participant must, or
+/// the request (and the requester's CPU with it) waits for good.
+#[test]
+fn stop_two_cpus_with_the_requester_as_one_half_fails_when_the_other_never_arrives() {
+    let busy = busy_work!();
+    static RAN: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT_NS);
+    busy.occupy(&m, 3);
+    let r = m.on(0, move || {
+        s.stop_two_cpus(0, 3, || {
+            RAN.store(true, Ordering::SeqCst);
+            0
+        })
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    assert!(m.reports().join("\n").contains("cpu3: work not started; unlinked"));
+    busy.release();
+    assert!(!RAN.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
+    assert_eq!(m.on(0, move || s.stop_two_cpus(0, 3, || 5)), Ok(5));
+}
+
+/// Another participant reports the stuck state first, while the requester is still in its own
+/// (slow but finite) callback: the requester must still keep its deadline and fail the request
+/// once it is back, rather than take the report as its own and wait for good.
+#[test]
+fn a_stop_reported_by_another_participant_is_still_failed_by_the_requester() {
+    // Longer than the other tests': a participant late to PREPARE on a loaded host would
+    // have the stop aborted there, before the case this test is for.
+    const LIMIT: u64 = 10 * LIMIT_NS;
+    let m = Machine::new();
+    let s = m.s;
+    s.set_watchdog(LIMIT);
+    let r = m.on(0, move || {
+        s.stop_machine(
+            || match s.platform().cpu_id() {
+                0 => {
+                    std::thread::sleep(Duration::from_nanos(3 * LIMIT));
+                    0
+                }
+                2 => stuck(s.platform()),
+                _ => 0,
+            },
+            Some(CpuSet::first_n(N)),
+        )
+    });
+    assert_eq!(r, Err(StopError::TimedOut));
+    assert_eq!(s.halted(), CpuSet::single(2));
+    let reports = m.reports().join("\n");
+    assert!(reports.contains("waiting for CPUs 0,2"), "cpu0 was not reported late: {reports}");
+    assert_eq!(m.on(1, move || s.stop_machine(|| 3, None)), Ok(3));
+}
+
+/// A watchdog that only reports (as Linux's): once the report is made, every participant,
+/// the requester too, sleeps until the late CPU arrives; none spins on an expired deadline.
+#[test]
+fn after_a_report_that_does_not_fail_the_requester_sleeps() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    let m = Machine::new();
+    let s = m.s;
+    s.set_spin_ns(0);
+    s.set_watchdog(LIMIT_NS);
+    s.set_watchdog_fails(false);
+    let r = m.spawn_on(0, move || {
+        s.stop_machine(
+            || {
+                while s.platform().cpu_id() == 2 && !RELEASE.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                4
+            },
+            Some(CpuSet::first_n(N)),
+        )
+    });
+    wait_for("the report", || s.stats().watchdog_reports > 0);
+    // Past every participant's deadline (the report is made at the first of them).
+    std::thread::sleep(Duration::from_nanos(3 * LIMIT_NS));
+    wait_for("the requester to sleep after the report", || s.is_sleeping(0));
+    RELEASE.store(true, Ordering::SeqCst);
+    assert_eq!(r.recv_timeout(Duration::from_secs(20)).unwrap(), Ok(4));
+    assert!(m.reports().join("\n").contains("multi-CPU stop (RUN)"), "{:?}", m.reports());
+    assert!(s.halted().is_empty());
+}
+
 #[test]
 fn a_cpu_that_cannot_be_halted_is_waited_for_with_reports() {
     static RELEASE: AtomicBool = AtomicBool::new(false);
