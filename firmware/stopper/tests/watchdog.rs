@@ -140,20 +140,17 @@ fn stop_machine_with_a_stuck_participant_fails_and_the_others_go_on() {
     assert_eq!(m.on(1, move || s.stop_two_cpus(0, 3, || 6)), Ok(6));
 }
 
-/// The pair's second CPU is busy in another work, so its half of the stop never starts: the
-/// watchdog must unlink that CPU's own work (not its partner's) and abort the stop, and the
-/// callback must never run, then or once the CPU is free.
-#[test]
-fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
-    let busy = busy_work!();
-    static RAN: AtomicBool = AtomicBool::new(false);
+/// `stop_two_cpus(first, 3)` from cpu0 with cpu3 busy in another work, so cpu3's half of the
+/// stop never starts: the watchdog must unlink cpu3's own work (not its partner's) and abort
+/// the stop, and the callback must never run, then or once cpu3 is free.
+fn stop_two_cpus_whose_partner_never_arrives(first: usize, busy: Busy, ran: &'static AtomicBool) {
     let m = Machine::new();
     let s = m.s;
     s.set_watchdog(LIMIT_NS);
     busy.occupy(&m, 3);
     let r = m.on(0, move || {
-        s.stop_two_cpus(1, 3, || {
-            RAN.store(true, Ordering::SeqCst);
+        s.stop_two_cpus(first, 3, || {
+            ran.store(true, Ordering::SeqCst);
             0
         })
     });
@@ -162,8 +159,24 @@ fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
     assert!(reports.contains("cpu3: work not started; unlinked"), "{reports}");
     assert!(s.halted().is_empty(), "nobody was inside the callback");
     busy.release();
-    assert_eq!(m.on(0, move || s.stop_two_cpus(3, 1, || 4)), Ok(4));
-    assert!(!RAN.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
+    assert_eq!(m.on(0, move || s.stop_two_cpus(3, first, || 4)), Ok(4));
+    assert!(!ran.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
+}
+
+/// The requester is not in the pair: its watchdog fails the request from outside.
+#[test]
+fn stop_two_cpus_whose_partner_never_arrives_fails_and_unlinks_its_work() {
+    static RAN: AtomicBool = AtomicBool::new(false);
+    stop_two_cpus_whose_partner_never_arrives(1, busy_work!(), &RAN);
+}
+
+/// The requester is one half of the pair and the only one there on time: nobody else can
+/// abort, so the requester's own participant must, or the request (and the requester's CPU
+/// with it) waits for good.
+#[test]
+fn stop_two_cpus_with_the_requester_as_one_half_fails_when_the_other_never_arrives() {
+    static RAN: AtomicBool = AtomicBool::new(false);
+    stop_two_cpus_whose_partner_never_arrives(0, busy_work!(), &RAN);
 }
 
 #[test]
@@ -191,30 +204,6 @@ fn stop_machine_whose_participant_never_arrives_fails() {
     assert!(s.halted().is_empty());
     busy.release();
     assert_eq!(m.on(1, move || s.stop_machine(|| 3, None)), Ok(3));
-}
-
-/// The requester takes part in its own stop and is the only one there on time: its partner is
-/// busy in another work. Nobody else can abort, so the requester's own participant must, or
-/// the request (and the requester's CPU with it) waits for good.
-#[test]
-fn stop_two_cpus_with_the_requester_as_one_half_fails_when_the_other_never_arrives() {
-    let busy = busy_work!();
-    static RAN: AtomicBool = AtomicBool::new(false);
-    let m = Machine::new();
-    let s = m.s;
-    s.set_watchdog(LIMIT_NS);
-    busy.occupy(&m, 3);
-    let r = m.on(0, move || {
-        s.stop_two_cpus(0, 3, || {
-            RAN.store(true, Ordering::SeqCst);
-            0
-        })
-    });
-    assert_eq!(r, Err(StopError::TimedOut));
-    assert!(m.reports().join("\n").contains("cpu3: work not started; unlinked"));
-    busy.release();
-    assert!(!RAN.load(Ordering::SeqCst), "the callback of the failed stop_two_cpus ran");
-    assert_eq!(m.on(0, move || s.stop_two_cpus(0, 3, || 5)), Ok(5));
 }
 
 /// Another participant reports the stuck state first, while the requester is still in its own
